@@ -1,0 +1,1 @@
+"""semantic_ids stage."""
