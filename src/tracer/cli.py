@@ -39,22 +39,13 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="tracer")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except typer.Exit as done:
-        return done.exit_code
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
-    except Exception as error:  # click usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return 2
-        raise
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
 
 

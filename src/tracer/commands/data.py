@@ -1,0 +1,100 @@
+"""`tracer prepare` and `tracer concepts`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from tracer.data.artifact import load_dataset
+from tracer.data.concepts import concept_table, concept_targets, resolve_concept
+from tracer.data.loaders import DATASETS, LoaderOptions, load_raw
+from tracer.data.pipeline import PrepareConfig, write_prepared
+from tracer.data.sequences import build_sequences
+from tracer.errors import UserError
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def prepare(
+    dataset: str = typer.Option(..., "--dataset", help=f"One of: {', '.join(DATASETS)}."),
+    out: Path = typer.Option(..., "--out", help="Output folder for the prepared artifact."),
+    path: Path | None = typer.Option(
+        None, "--path", help="MovieLens: folder of the atomic files (default: the installed package). "
+        "Amazon: the reviews file or a folder with reviews + meta. Tabular: the interactions table."
+    ),
+    meta: Path | None = typer.Option(None, "--meta", help="Amazon metadata file."),
+    items: Path | None = typer.Option(None, "--items", help="Tabular items table (CSV/Parquet)."),
+    columns: Path | None = typer.Option(None, "--columns", help="Tabular: YAML mapping column roles to names."),
+    user_col: str | None = typer.Option(None, "--user-col", help="Tabular: user column."),
+    item_col: str | None = typer.Option(None, "--item-col", help="Tabular: item column (both tables)."),
+    time_col: str | None = typer.Option(None, "--time-col", help="Tabular: timestamp column."),
+    title_col: str | None = typer.Option(None, "--title-col", help="Tabular: title column of the items table."),
+    text_cols: str | None = typer.Option(None, "--text-cols", help="Tabular: comma-separated text columns."),
+    concept_cols: str | None = typer.Option(None, "--concept-cols", help="Tabular: comma-separated concept columns."),
+    kcore: int | None = typer.Option(None, "--kcore", min=1, help="k-core filter (users and items), to a fixed point."),
+    no_title_keywords: bool = typer.Option(False, "--no-title-keywords", help="Amazon: no kw:<word> concepts."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+) -> None:
+    """Load a dataset, filter, order and split it (leave-one-out), and write the artifact folder."""
+    options = LoaderOptions(
+        path=path,
+        meta=meta,
+        items=items,
+        columns_yaml=columns,
+        column_overrides={
+            "user": user_col,
+            "item": item_col,
+            "timestamp": time_col,
+            "title": title_col,
+            "text_columns": _split_list(text_cols),
+            "concept_columns": _split_list(concept_cols),
+        },
+        title_keywords=not no_title_keywords,
+    )
+    if out.exists() and not overwrite:
+        raise UserError(f"output folder {out} already exists: choose another --out or pass --overwrite")
+    raw = load_raw(dataset, options)
+    manifest = write_prepared(raw, PrepareConfig(kcore=kcore), out, overwrite=overwrite)
+    typer.echo(
+        f"{manifest['source']}: {manifest['n_users']:,} users, {manifest['n_items']:,} items, "
+        f"{manifest['n_interactions']:,} interactions -> {out}"
+    )
+    if manifest["dropped_short_users"]:
+        typer.echo(f"dropped {manifest['dropped_short_users']:,} users with fewer than 3 interactions")
+
+
+def concepts(
+    data: Path = typer.Argument(..., help="A prepared dataset folder."),
+    show: str | None = typer.Option(None, "--show", help="Resolve one concept spec and describe it."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List every concept with its items, forget training targets and test users."""
+    dataset = load_dataset(data)
+    sequences = build_sequences(dataset)
+    if show is not None:
+        concept = resolve_concept(dataset, show)
+        targets = concept_targets(sequences, concept)
+        summary = {
+            "concept": show,
+            "items": concept.n_items,
+            "forget_targets": targets.n_forget,
+            "retain_targets": targets.n_retain,
+            "test_users": int(targets.forget_test_users.sum()),
+            "example_titles": dataset.items["title"].to_numpy()[concept.item_indices[:5]].tolist(),
+        }
+        typer.echo(json.dumps(summary, indent=2) if as_json else "\n".join(f"{k:>15}: {v}" for k, v in summary.items()))
+        return
+    table = concept_table(dataset, sequences).sort_values("items", ascending=False)
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+    else:
+        typer.echo(table.to_string(index=False))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prepare")(prepare)
+    app.command("concepts")(concepts)
