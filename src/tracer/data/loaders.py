@@ -47,9 +47,9 @@ def load_raw(dataset: str, options: LoaderOptions) -> RawData:
 
         return load_movielens(dataset, options.path)
     if dataset == "amazon":
+        reviews, meta = _amazon_files(options)
         from tracer.data.amazon import load_amazon
 
-        reviews, meta = _amazon_files(options)
         return load_amazon(reviews, meta, title_keywords=options.title_keywords)
     if dataset == "tabular":
         from tracer.data.tabular import TabularColumns, load_tabular
