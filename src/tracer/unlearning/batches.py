@@ -1,0 +1,69 @@
+"""Forget and retain batches (METHOD.md section 3): (history, next item) examples drawn from D_f / D_r."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tracer.data.sequences import SequenceData
+from tracer.model.decoding import pad_histories
+
+
+@dataclass
+class TargetBatch:
+    """``histories``: int64 (B, T) left-padded with PAD_ITEM; ``items``: int64 (B,) next items."""
+
+    histories: Tensor
+    items: Tensor
+
+    def to(self, device: torch.device | str) -> TargetBatch:
+        return TargetBatch(self.histories.to(device), self.items.to(device))
+
+
+@dataclass
+class ForgetRetainBatch:
+    forget: TargetBatch
+    retain: TargetBatch
+
+
+class TargetSampler:
+    """Cycles through a subset of the training targets in seeded random order, ``batch_size`` at a time.
+
+    ``target_mask``: bool (n_targets,) aligned with ``SequenceData.training_targets()``.
+    """
+
+    def __init__(
+        self, sequences: SequenceData, target_mask: np.ndarray, batch_size: int, max_history: int, seed: int
+    ) -> None:
+        users, positions = sequences.training_targets()
+        chosen = np.flatnonzero(target_mask)
+        if len(chosen) == 0:
+            raise ValueError("no training target in this set")
+        self.users, self.positions = users[chosen], positions[chosen]
+        self.sequences = sequences
+        self.batch_size = min(batch_size, len(chosen))
+        self.max_history = max_history
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def rows(self, picked: np.ndarray) -> TargetBatch:
+        """The examples at ``picked`` (indices into this sampler's targets)."""
+        histories = [
+            self.sequences.train_sequences[u][max(0, p - self.max_history) : p]
+            for u, p in zip(self.users[picked], self.positions[picked])
+        ]
+        items = [self.sequences.train_sequences[u][p] for u, p in zip(self.users[picked], self.positions[picked])]
+        return TargetBatch(pad_histories(histories, self.max_history), torch.as_tensor(np.array(items), dtype=torch.long))
+
+    def sample(self) -> TargetBatch:
+        if len(self._order) < self.batch_size:
+            fresh = torch.randperm(len(self.users), generator=self.generator).numpy()
+            self._order = np.concatenate([self._order, fresh])
+        picked, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+        return self.rows(picked)

@@ -1,0 +1,16 @@
+"""Filter: remove the concept's items from the decoding trie (METHOD.md section 3). No training:
+exposure drops to zero, the model's concept mass does not move. Not erasure; a baseline."""
+
+from __future__ import annotations
+
+from tracer.unlearning.base import UnlearningMethod, register_method
+
+
+@register_method
+class DecodeFilter(UnlearningMethod):
+    name = "filter"
+    trains = False
+
+    def finish(self, model, sid_table):
+        excluded = sid_table.item_ids[self.context.concept.item_indices].tolist()
+        return sid_table, {"decode_exclude_item_ids": excluded}

@@ -1,0 +1,193 @@
+"""TRACER: token reassignment for concept erasure (METHOD.md section 4, Eq. 5-11).
+
+Concept items get learnable reassignment scores phi (M, L, K). Their level-l tokens become soft
+mixtures q_phi (Eq. 6) wherever they appear: in histories, in the decoder input and, where a concept
+item is the target, as a soft label. theta and phi train on
+
+    L = L_R + lambda1 L_F + lambda2 L_Coh + lambda3 L_reg               (Eq. 10)
+
+with phi updated by masked SGD (Eq. 11). The commit step moves every concept item to its argmax codes
+and rebuilds the SID table (new collisions get fresh dedup digits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tracer.model.base import GenerativeRecommender, SoftCodes
+from tracer.semantic_ids.quantization import load_tokenization, soft_assignment
+from tracer.semantic_ids.stats import token_entanglement
+from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
+from tracer.unlearning.batches import ForgetRetainBatch, TargetBatch
+from tracer.unlearning.coherence import nearest_retain_items
+from tracer.unlearning.objectives import nll
+
+
+@dataclass
+class TracerConfig(EraseConfig):
+    """METHOD.md section 4 defaults. ``reassign`` False freezes phi at 0 (ablation); ``use_mask`` False
+    drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept target's level-l label is q_phi
+    (expected log-likelihood) rather than its stored code."""
+
+    tau: float = 0.005
+    lambda1: float = 1.0
+    lambda2: float = 1.0
+    lambda3: float = 1e-3
+    lr_phi: float = 1e-2
+    coherence_neighbours: int = 5
+    reassign: bool = True
+    use_mask: bool = True
+    soft_target_labels: bool = True
+
+
+def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
+    """sum_l sum_k label[b, l, k] * log p[b, l, k] per example: (B, n_levels, V) x2 -> (B,).
+    Tokens outside a level's vocabulary (log p = -inf) carry zero label mass and contribute 0."""
+    safe = torch.where(label_probs > 0, log_probs, torch.zeros_like(log_probs))
+    return (label_probs * safe).sum((-1, -2))
+
+
+def retain_code_shares(level_codes: np.ndarray, concept_mask: np.ndarray, codebook_size: int) -> Tensor:
+    """rho (L, K): share of retain (non-concept) items whose level-l code is k (Eq. 11)."""
+    retain = level_codes[~concept_mask]
+    counts = np.stack([np.bincount(retain[:, level], minlength=codebook_size) for level in range(retain.shape[1])])
+    return torch.as_tensor(counts / max(len(retain), 1), dtype=torch.float64)
+
+
+def selective_mask(q: Tensor, rho: Tensor, forget_grad: Tensor) -> Tensor:
+    """Eq. 11: M[i, l, k] = 1[rho_l(k) > rho_bar_{i,l}] * 1[dL_F/dphi_{i,l,k} > 0].
+
+    q (M, L, K) soft assignment, rho (L, K), forget_grad (M, L, K) -> float mask (M, L, K)."""
+    rho_bar = (q * rho[None]).sum(-1, keepdim=True)  # (M, L, 1)
+    return ((rho[None] > rho_bar) & (forget_grad > 0)).to(forget_grad.dtype)
+
+
+@register_method
+class Tracer(UnlearningMethod):
+    name = "tracer"
+    config_class = TracerConfig
+
+    def setup(self, model: GenerativeRecommender) -> None:
+        context, config = self.context, self.config
+        tokenization = load_tokenization(context.sids_dir)
+        self.items = torch.as_tensor(context.concept.item_indices, dtype=torch.long, device=context.device)
+        self.residuals = torch.as_tensor(tokenization.residuals[context.concept.item_indices], device=context.device)
+        self.codebooks = torch.as_tensor(tokenization.codebooks, device=context.device)
+        levels, codebook_size = tokenization.levels, tokenization.codebook_size
+        self.phi = torch.zeros(len(self.items), levels, codebook_size, dtype=torch.float64, device=context.device)
+        self.phi.requires_grad_(config.reassign)
+        self.rho = retain_code_shares(context.sid_table.level_codes, context.concept.item_mask, codebook_size).to(
+            context.device
+        )
+        vectors = np.load(context.sids_dir / "item_vectors.npy")
+        self.neighbours = torch.as_tensor(
+            nearest_retain_items(vectors, context.concept.item_mask, config.coherence_neighbours), device=context.device
+        )  # (n_items, K_c); rows of concept items are meaningful
+        self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
+        self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
+        self.last_terms: dict[str, float] = {}
+
+    # -- soft tokens ---------------------------------------------------------------------------
+    def assignment(self) -> Tensor:
+        """q_phi (M, L, K), float64 (Eq. 6)."""
+        return soft_assignment(self.residuals, self.codebooks, self.config.tau, self.phi)
+
+    def soft_codes(self, model: GenerativeRecommender, q: Tensor) -> SoftCodes:
+        """q padded into (M, n_levels, max_vocab), the dedup digit as a one-hot of its stored code."""
+        probs = torch.zeros(len(self.items), model.n_levels, model.max_vocab, dtype=torch.float32, device=q.device)
+        levels = q.shape[1]
+        probs[:, :levels, : q.shape[2]] = q.to(torch.float32)
+        extra = torch.nn.functional.one_hot(self.dedup, model.max_vocab).to(torch.float32)
+        probs = probs + torch.cat([torch.zeros_like(probs[:, :levels]), extra], dim=1)
+        return SoftCodes(items=self.items, probs=probs)
+
+    # -- loss terms ------------------------------------------------------------------------------
+    def forget_term(self, model: GenerativeRecommender, batch: TargetBatch) -> Tensor:
+        """L_F (Eq. 8): mean log-likelihood of the forget targets (minimising pushes it down)."""
+        log_probs = model.next_item_log_probs(batch.histories, batch.items)
+        if not self.config.soft_target_labels:
+            codes = model.codes[batch.items]
+            return log_probs.gather(-1, codes[..., None]).squeeze(-1).sum(-1).mean()
+        rows = torch.searchsorted(self.items, batch.items)  # concept items are sorted
+        labels = model.soft_codes.probs[rows]
+        return expected_log_likelihood(log_probs, labels).mean()
+
+    def coherence_term(self, model: GenerativeRecommender, batch: TargetBatch) -> Tensor:
+        """L_Coh (Eq. 9): -(1/K_c) sum over forget examples and their K_c nearest retain items of the
+        teacher-forced log-likelihood of the neighbour's SID given the forget history (mean over B)."""
+        neighbours = self.neighbours[batch.items]  # (B, K_c)
+        k_c = neighbours.shape[1]
+        histories = batch.histories.repeat_interleave(k_c, dim=0)
+        repeated = TargetBatch(histories, neighbours.reshape(-1))
+        return nll(model, repeated)
+
+    def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
+        config = self.config
+        optimizer.zero_grad(set_to_none=True)
+        q = self.assignment()
+        model.soft_codes = self.soft_codes(model, q)
+        forget = config.lambda1 * self.forget_term(model, batch.forget)
+        forget_grad = None
+        if config.reassign and config.use_mask:
+            (forget_grad,) = torch.autograd.grad(forget, self.phi, retain_graph=True)
+        retain = nll(model, batch.retain)
+        coherence = self.coherence_term(model, batch.forget) if config.lambda2 > 0 else torch.zeros(())
+        sparsity = self.phi.abs().sum()
+        total = retain + forget + config.lambda2 * coherence + config.lambda3 * sparsity
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
+        optimizer.step()
+        if config.reassign and self.phi.grad is not None:
+            with torch.no_grad():
+                update = self.phi.grad
+                if forget_grad is not None:
+                    update = update * selective_mask(q.detach(), self.rho, forget_grad)
+                self.phi -= config.lr_phi * update
+                self.phi.grad = None
+        model.soft_codes = None
+        self.last_terms = {
+            "loss": float(total.detach()),
+            "retain_nll": float(retain.detach()),
+            "forget_ll": float(forget.detach()) / config.lambda1 if config.lambda1 else 0.0,
+            "coherence": float(coherence.detach()),
+            "phi_l1": float(sparsity.detach()),
+        }
+        return self.last_terms
+
+    # -- commit ------------------------------------------------------------------------------------
+    def finish(self, model, sid_table):
+        with torch.no_grad():
+            new_level_codes = self.assignment().argmax(-1).cpu().numpy()  # (M, L)
+        items = self.items.cpu().numpy()
+        old_level_codes = sid_table.level_codes[items]
+        new_table = sid_table.reassign(items, new_level_codes)
+        model.set_codes(torch.as_tensor(new_table.codes))
+        moved = new_level_codes != old_level_codes
+        after = token_entanglement(new_table.codes, self.context.concept.item_mask)
+        return new_table, {
+            "concept_items": len(items),
+            "items_reassigned": int(moved.any(1).sum()),
+            "levels_reassigned": int(moved.sum()),
+            "levels_reassigned_per_level": moved.sum(0).tolist(),
+            "entanglement_before": self.entanglement_before,
+            "entanglement_after": after,
+            "final_losses": self.last_terms,
+        }
+
+
+# -- ablations (METHOD.md section 4): the same method with one part switched off --------------------
+def _ablation(name: str, **changes) -> type[Tracer]:
+    config_class = dataclass(type(f"{name.title().replace('-', '')}Config", (TracerConfig,), {
+        "__annotations__": {key: type(value) for key, value in changes.items()}, **changes
+    }))
+    return register_method(type(name.title().replace("-", ""), (Tracer,), {"name": name, "config_class": config_class}))
+
+
+TracerNoReassign = _ablation("tracer-no-reassign", reassign=False)
+TracerNoCoherence = _ablation("tracer-no-coherence", lambda2=0.0)
+TracerNoMask = _ablation("tracer-no-mask", use_mask=False)
+TracerNoReg = _ablation("tracer-no-reg", lambda3=0.0)

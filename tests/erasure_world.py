@@ -1,0 +1,65 @@
+"""A tiny but complete world for erasure tests: prepared data, SIDs with tokenizer state, a model."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from movielens_files import write_atomic_dataset
+
+from tracer.cli import main
+from tracer.data.artifact import load_dataset
+from tracer.evaluation.evaluate import save_model_artifact
+from tracer.model.registry import model_from_preset
+from tracer.semantic_ids.quantization import Tokenization, residual_quantize, save_tokenization
+from tracer.semantic_ids.sid_table import SidTable
+
+N_ITEMS = 24
+HORROR = set(range(0, 24, 4))  # items 1, 5, 9, ... (index 0, 4, 8, ...) are Horror
+
+
+@dataclass
+class World:
+    data_dir: Path
+    sids_dir: Path
+    model_dir: Path
+    sid_table: SidTable
+
+
+def write_world(root: Path, backbone: str = "causal", seed: int = 0) -> World:
+    rng = np.random.default_rng(seed)
+    items = [
+        (str(i + 1), f"Film {i + 1}", "1990", "Horror" if i in HORROR else ("Comedy" if i % 2 else "Drama"))
+        for i in range(N_ITEMS)
+    ]
+    interactions = []
+    for user in range(30):
+        start = int(rng.integers(N_ITEMS))
+        for t in range(8):  # mostly "next item = previous + 1": learnable
+            item = (start + t) % N_ITEMS if rng.random() < 0.8 else int(rng.integers(N_ITEMS))
+            interactions.append((str(user + 1), str(item + 1), str(1000 + t)))
+    raw = write_atomic_dataset(root / "raw", interactions, items)
+    data_dir = root / "data"
+    assert main(["prepare", "--dataset", "ml-100k", "--path", str(raw), "--out", str(data_dir)]) == 0
+    dataset = load_dataset(data_dir)
+
+    vectors = rng.normal(size=(dataset.n_items, 8)).astype(np.float32)
+    codebooks = rng.normal(size=(2, 4, 8)).astype(np.float32)
+    codes, residuals = residual_quantize(vectors, codebooks)
+    sids_dir = root / "sids"
+    sids_dir.mkdir()
+    save_tokenization(sids_dir, Tokenization(codes=codes, codebooks=codebooks, residuals=residuals))
+    np.save(sids_dir / "item_vectors.npy", vectors)
+    table = SidTable.from_level_codes(dataset.items["item_id"].to_numpy(), codes, codebook_size=4)
+    table.save(sids_dir)
+
+    torch.manual_seed(seed)
+    model = model_from_preset(backbone, "tiny", torch.as_tensor(table.codes), table.vocab_sizes).eval()
+    model_dir = root / "model"
+    save_model_artifact(model_dir, model, table)
+    for name in ("tokenizer.safetensors", "item_vectors.npy"):
+        shutil.copy2(sids_dir / name, model_dir / "sids" / name)
+    return World(data_dir=data_dir, sids_dir=sids_dir, model_dir=model_dir, sid_table=table)

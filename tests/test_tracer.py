@@ -1,0 +1,124 @@
+"""TRACER's properties: phi = 0 is the plain model, the Eq. 11 mask, the coherence term, the commit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from erasure_world import write_world
+from test_unlearning_losses import make_context
+
+from tracer.unlearning.base import build_config, method_class
+from tracer.unlearning.coherence import nearest_retain_items
+from tracer.unlearning.objectives import nll
+from tracer.unlearning.tracer import expected_log_likelihood, selective_mask
+
+
+@pytest.fixture(scope="module", params=["causal", "tiger"])
+def world(request, tmp_path_factory):
+    return write_world(tmp_path_factory.mktemp(f"world-{request.param}"), backbone=request.param)
+
+
+def tracer_method(world, **settings):
+    cls = method_class("tracer")
+    model, context, batch = make_context(world, False)
+    method = cls(build_config(cls, settings), context)
+    method.setup(model)
+    return model.eval(), method, batch
+
+
+def test_phi_zero_reproduces_stored_codes(world):
+    model, method, _ = tracer_method(world)  # default tau 0.005
+    q = method.assignment()
+    stored = world.sid_table.level_codes[method.items.numpy()]
+    assert np.array_equal(q.argmax(-1).numpy(), stored)
+
+
+def test_phi_zero_gives_the_plain_models_loss(world):
+    model, method, batch = tracer_method(world, tau=1e-6)  # q is one-hot to float precision
+    with torch.no_grad():
+        plain_retain, plain_forget = nll(model, batch.retain), -nll(model, batch.forget)
+        model.soft_codes = method.soft_codes(model, method.assignment())
+        soft_retain, soft_forget = nll(model, batch.retain), method.forget_term(model, batch.forget)
+    torch.testing.assert_close(soft_retain, plain_retain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(soft_forget, plain_forget, rtol=1e-5, atol=1e-5)
+
+
+def test_selective_mask_hand_built_case():
+    rho = torch.tensor([[0.5, 0.3, 0.2]], dtype=torch.float64)  # L = 1, K = 3
+    q = torch.tensor([[[0.0, 1.0, 0.0]], [[0.5, 0.0, 0.5]]], dtype=torch.float64)  # rho_bar = 0.3, 0.35
+    grad = torch.tensor([[[1.0, 1.0, -1.0]], [[-2.0, 3.0, 0.0]]], dtype=torch.float64)
+    mask = selective_mask(q, rho, grad)
+    # item 0: rho > 0.3 only for k=0 (0.5); grad > 0 there -> 1 ; k=1 rho == rho_bar -> 0
+    # item 1: rho > 0.35 only for k=0, but grad < 0 there -> 0
+    assert mask.tolist() == [[[1.0, 0.0, 0.0]], [[0.0, 0.0, 0.0]]]
+
+
+def test_expected_log_likelihood_ignores_out_of_vocab_tokens():
+    log_probs = torch.tensor([[[-0.1, -2.5, float("-inf")]]])
+    labels = torch.tensor([[[0.25, 0.75, 0.0]]])
+    assert float(expected_log_likelihood(log_probs, labels)) == pytest.approx(0.25 * -0.1 + 0.75 * -2.5)
+
+
+def test_coherence_matches_direct_computation(world):
+    model, method, batch = tracer_method(world)
+    with torch.no_grad():
+        value = method.coherence_term(model, batch.forget)
+        direct = 0.0
+        for row in range(len(batch.forget.items)):
+            history = batch.forget.histories[row : row + 1]
+            for neighbour in method.neighbours[batch.forget.items[row]].tolist():
+                log_probs = model.next_item_log_probs(history, torch.tensor([neighbour]))[0]
+                codes = model.codes[neighbour]
+                direct -= float(log_probs[torch.arange(model.n_levels), codes].sum())
+        direct /= len(batch.forget.items) * method.neighbours.shape[1]
+    assert float(value) == pytest.approx(direct, rel=1e-5)
+
+
+def test_nearest_retain_items_brute_force():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(12, 5))
+    mask = np.zeros(12, dtype=bool)
+    mask[[1, 4, 7]] = True
+    neighbours = nearest_retain_items(vectors, mask, 3)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for item in (1, 4, 7):
+        retain = [j for j in range(12) if not mask[j]]
+        expected = sorted(retain, key=lambda j: -unit[item] @ unit[j])[:3]
+        assert neighbours[item].tolist() == expected
+    assert (neighbours[~mask] == -1).all()
+
+
+def test_phi_learns_where_the_assignment_is_soft(world):
+    model, method, batch = tracer_method(world, tau=2.0, lr_phi=1.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        method.step(model, batch, optimizer)
+    assert float(method.phi.detach().abs().sum()) > 0
+
+
+def test_frozen_phi_ablation_never_moves(world):
+    cls = method_class("tracer-no-reassign")
+    model, context, batch = make_context(world, False)
+    method = cls(build_config(cls, {"tau": 2.0}), context)
+    method.setup(model)
+    method.step(model, batch, torch.optim.AdamW(model.parameters(), lr=1e-3))
+    assert float(method.phi.detach().abs().sum()) == 0.0
+
+
+def test_commit_keeps_retain_sids_and_every_item_reachable(world):
+    model, method, _ = tracer_method(world)
+    stored = world.sid_table.level_codes[method.items.numpy()]
+    with torch.no_grad():  # force every concept item onto the next level-1 codeword
+        method.phi[torch.arange(len(method.items)), 0, torch.as_tensor((stored[:, 0] + 1) % 4)] = 1e6
+    new_table, summary = method.finish(model, world.sid_table)
+    assert summary["items_reassigned"] == len(method.items) and summary["levels_reassigned_per_level"][0] == len(method.items)
+    codes = new_table.codes
+    assert len({tuple(row) for row in codes.tolist()}) == len(codes)  # unique
+    concept = method.context.concept.item_mask
+    assert np.array_equal(codes[~concept], world.sid_table.codes[~concept])  # retain untouched
+    assert (codes[:, :-1] < new_table.codebook_size).all() and (codes[:, -1] < new_table.dedup_capacity).all()
+    assert np.array_equal(model.codes.numpy(), codes)
+    trie = new_table.trie()
+    assert sorted(trie.leaf_items.tolist()) == list(range(len(codes)))  # decoding reaches every item
+    assert len(summary["entanglement_before"]) == len(summary["entanglement_after"]) == new_table.levels
