@@ -1,0 +1,99 @@
+"""`tracer erase`, `tracer attack` and `tracer sweep`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+import yaml
+
+from tracer.errors import UserError
+from tracer.evaluation.attack import AttackConfig, relearning_attack
+from tracer.io import write_json
+from tracer.unlearning.runner import EraseRequest, erase
+from tracer.unlearning.sweep import SweepRequest, run_sweep
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``key=value`` pairs (values parsed as YAML scalars) -> dict."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def erase_command(
+    model: Path = typer.Argument(..., help="Trained (or already erased) model folder."),
+    data: Path = typer.Option(..., "--data", help="The prepared dataset the model was trained on."),
+    concept: str = typer.Option(..., "--concept", help="Concept spec: NAME, title~REGEX, items:FILE; joined by ';'."),
+    method: str = typer.Option(..., "--method", help="Erasure method (tracer, retrain, finetune, ga, graddiff, ...)."),
+    out: Path = typer.Option(..., "--out", help="Folder of the new artifact."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file overriding the method's defaults."),
+    setting: list[str] = typer.Option([], "--set", help="Override one setting: key=value (repeatable)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the config's)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
+) -> None:
+    """Erase a concept from a model; writes a new artifact (the parent is never modified)."""
+    manifest = erase(
+        EraseRequest(
+            model_dir=model, data_dir=data, concept=concept, method=method, out=out, config_file=config,
+            overrides=parse_settings(setting), seed=seed, overwrite=overwrite, device=device,
+        )
+    )
+    typer.echo(
+        f"{method}: erased {concept!r} ({len(manifest['concept_item_ids'])} items, {manifest['n_forget_targets']:,} "
+        f"forget targets) in {manifest['seconds']:.1f}s, {manifest['params_updated']:,} parameters updated -> {out}"
+    )
+    if manifest["summary"]:
+        typer.echo(json.dumps(manifest["summary"], indent=2))
+
+
+def attack_command(
+    model: Path = typer.Argument(..., help="An erased (or any) model folder."),
+    data: Path = typer.Option(..., "--data", help="The prepared dataset."),
+    concept: str = typer.Option(..., "--concept", help="The erased concept's spec."),
+    examples: int = typer.Option(64, "--examples", min=1, help="Forget examples the attacker fine-tunes on."),
+    steps: int = typer.Option(50, "--steps", min=1, help="Fine-tuning steps."),
+    lr: float = typer.Option(1e-3, "--lr", help="Attack learning rate."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path | None = typer.Option(None, "--out", help="Write the result as JSON here."),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Relearning attack: fine-tune on a few forget examples, report Exposure@10 before and after."""
+    result = relearning_attack(model, data, concept, AttackConfig(examples, steps, lr, seed), device=device)
+    if out is not None:
+        write_json(out, result)
+    typer.echo(f"Exposure@10 before {result['exposure@10_before']:.4f}, after the attack {result['exposure@10_after']:.4f}")
+
+
+def sweep_command(
+    model: Path = typer.Argument(..., help="Trained model folder (the parent of every cell)."),
+    data: Path = typer.Option(..., "--data"),
+    concept: str = typer.Option(..., "--concept"),
+    method: str = typer.Option(..., "--method"),
+    out: Path = typer.Option(..., "--out", help="Sweep folder; finished cells are reused (resumable)."),
+    grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable); default: configs/unlearning/sweeps.yaml."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Small tuning sweep of one method, selected on the validation split; reports default and best."""
+    grid_values = {}
+    for entry in grid:
+        key, sep, values = entry.partition("=")
+        if not sep:
+            raise UserError(f"--grid expects key=v1,v2,..., got {entry!r}")
+        grid_values[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    summary = run_sweep(SweepRequest(model, data, concept, method, out, grid_values or None, seed, device))
+    typer.echo(summary["table"])
+    typer.echo(f"default: {summary['default']['settings']}  best: {summary['best']['settings']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("erase")(erase_command)
+    app.command("attack")(attack_command)
+    app.command("sweep")(sweep_command)
