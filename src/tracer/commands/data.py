@@ -48,6 +48,7 @@ def prepare(
         column_overrides={
             "user": user_col,
             "item": item_col,
+            "item_id": item_col,
             "timestamp": time_col,
             "title": title_col,
             "text_columns": _split_list(text_cols),
