@@ -32,6 +32,7 @@ demo: $(STAMP)
 	$(RUNENV) $(BIN)/tracer demo --out $(DEMO_OUT) --overwrite
 
 test: $(STAMP)
+	bash scripts/ensure-chromium.sh
 	$(RUNENV) $(BIN)/python -m pytest
 
 lint: $(STAMP)
