@@ -84,7 +84,9 @@ class GenerativeRecommender(nn.Module, ABC):
         self.codes.copy_(codes)
 
     def token_embeddings_from_codes(self, tokens: Tensor) -> Tensor:
-        """Hard tokens (..., l) for levels 0..l-1 -> embeddings (..., l, d_model)."""
+        """Hard tokens (..., l) for levels 0..l-1 -> embeddings (..., l, d_model); l may be 0."""
+        if tokens.shape[-1] == 0:
+            return self.level_embeddings[0].weight.new_zeros(*tokens.shape, self.d_model)
         parts = [self.level_embeddings[level](tokens[..., level]) for level in range(tokens.shape[-1])]
         return torch.stack(parts, dim=-2)
 

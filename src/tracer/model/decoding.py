@@ -13,6 +13,8 @@ The model must already be on the device of the histories (``device`` in the user
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -20,6 +22,19 @@ from tqdm.auto import tqdm
 
 from tracer.model.base import PAD_ITEM, GenerativeRecommender
 from tracer.semantic_ids.trie import PrefixTrie
+
+
+def next_token_log_probs(model: GenerativeRecommender, cache: Any, prefix_tokens: Tensor) -> Tensor:
+    """float32 (B, W, max_vocab) log-probs of the token after hard prefixes (B, W, l), l >= 0.
+
+    The empty prefix goes straight to ``prefix_log_probs`` with (B, W, 0, d_model) embeddings, since
+    ``token_embeddings_from_codes`` cannot stack zero levels.
+    """
+    if prefix_tokens.shape[-1] == 0:
+        weight = model.level_embeddings[0].weight
+        empty = weight.new_zeros(*prefix_tokens.shape, model.d_model)
+        return model.prefix_log_probs(cache, empty).float()
+    return model.prefix_log_probs_from_tokens(cache, prefix_tokens).float()
 
 
 def beam_search(
@@ -44,7 +59,7 @@ def beam_search(
         prefixes = torch.zeros(batch, 1, 0, dtype=torch.long, device=device)  # (B, w, l)
         for _ in range(trie.n_levels):
             width = nodes.shape[1]
-            log_probs = model.prefix_log_probs_from_tokens(cache, prefixes).float()  # (B, w, V)
+            log_probs = next_token_log_probs(model, cache, prefixes)  # (B, w, V)
             allowed = trie.allowed_mask(nodes.reshape(-1)).view(batch, width, max_vocab)
             candidates = (scores[..., None] + log_probs).masked_fill(~allowed, float("-inf"))
             scores, flat_index = candidates.view(batch, -1).topk(min(beam_width, width * max_vocab), dim=1)
@@ -53,6 +68,7 @@ def beam_search(
             parent_nodes = nodes.gather(1, parent)
             # dead candidates (masked) get node -1 from step, so they never become items
             nodes = trie.step(parent_nodes.reshape(-1), tokens.reshape(-1)).view_as(tokens)
+            tokens = tokens.masked_fill(nodes < 0, 0)  # a dead beam's token may lie beyond the vocab
             kept = prefixes.gather(1, parent[..., None].expand(-1, -1, prefixes.shape[2]))
             prefixes = torch.cat([kept, tokens[..., None]], dim=2)
         items = trie.leaf_item(nodes.reshape(-1)).view_as(nodes)[:, :k]
@@ -86,7 +102,7 @@ def exact_scores(
             for start in range(first, stop, prefix_chunk):
                 end = min(start + prefix_chunk, stop)
                 chunk = prefixes[start - first : end - first]  # (c, l)
-                log_probs = model.prefix_log_probs_from_tokens(cache, chunk.expand(batch, -1, -1)).float()
+                log_probs = next_token_log_probs(model, cache, chunk.expand(batch, -1, -1))
                 children = torch.arange(
                     int(trie.child_start[start]), int(trie.child_end[end - 1]), device=device
                 )  # the children of consecutive nodes are consecutive

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PrefixTrie:
     """Trie over the SIDs of a catalogue; build it with :meth:`from_codes`.
 
@@ -126,7 +126,9 @@ class PrefixTrie:
     def to(self, device: torch.device | str) -> PrefixTrie:
         """A copy with every tensor on ``device``."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return PrefixTrie(**{name: v.to(device) if isinstance(v, Tensor) else v for name, v in values.items()})
+        return PrefixTrie(
+            **{name: v.to(device) if isinstance(v, Tensor) else v for name, v in values.items()}
+        )
 
     # ------------------------------------------------------------------------------------------------
     # Shape
@@ -176,22 +178,26 @@ class PrefixTrie:
     def allowed_mask(self, nodes: Tensor) -> Tensor:
         """Tokens that continue each node to a valid prefix: nodes (N,) -> bool (N, max_vocab).
 
-        Rows of node -1 and of leaves are all False.
+        Rows of node -1 and of leaves are all False. Built once per distinct node (beams share nodes
+        near the root, where nodes have the most children), then gathered.
         """
-        mask = torch.zeros(nodes.shape[0], self.max_vocab, dtype=torch.bool, device=nodes.device)
-        valid = nodes >= 0
-        safe = nodes.clamp_min(0)
+        distinct, inverse = torch.unique(nodes, return_inverse=True)
+        valid = distinct >= 0
+        safe = distinct.clamp_min(0)
         starts = self.child_start[safe]
         counts = torch.where(valid, self.child_end[safe] - starts, torch.zeros_like(starts))
-        rows = torch.repeat_interleave(torch.arange(nodes.shape[0], device=nodes.device), counts)
+        rows = torch.repeat_interleave(torch.arange(distinct.shape[0], device=nodes.device), counts)
         first_of_row = torch.cumsum(counts, 0) - counts
         children = starts[rows] + torch.arange(rows.shape[0], device=nodes.device) - first_of_row[rows]
-        mask[rows, self.node_token[children]] = True
-        return mask
+        mask = torch.zeros(distinct.shape[0] * self.max_vocab, dtype=torch.bool, device=nodes.device)
+        mask[rows * self.max_vocab + self.node_token[children]] = True
+        return mask.view(distinct.shape[0], self.max_vocab)[inverse]
 
     def nodes_of_prefixes(self, prefix_tokens: Tensor) -> Tensor:
         """Node of each prefix: prefix_tokens (N, l) -> (N,); -1 where the prefix is not in the trie."""
-        nodes = torch.full((prefix_tokens.shape[0],), self.root, dtype=torch.long, device=prefix_tokens.device)
+        nodes = torch.full(
+            (prefix_tokens.shape[0],), self.root, dtype=torch.long, device=prefix_tokens.device
+        )
         for level in range(prefix_tokens.shape[1]):
             nodes = self.step(nodes, prefix_tokens[:, level])
         return nodes
