@@ -1,0 +1,88 @@
+"""Saving and loading backbones: exact round trips, clear errors on broken folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tracer.errors import UserError
+from tracer.model.base import PAD_ITEM
+from tracer.model.checkpoint import load_model, read_model_config, save_model, state_dict_sha256
+from tracer.model.registry import BACKBONES, model_from_preset
+
+VOCAB_SIZES = [8, 8, 8, 4]
+N_ITEMS = 30
+
+
+def random_codes(seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, v, (N_ITEMS,), generator=generator) for v in VOCAB_SIZES], dim=1)
+
+
+@pytest.fixture(params=sorted(BACKBONES))
+def model(request):
+    torch.manual_seed(0)
+    return model_from_preset(request.param, "tiny", random_codes(0), VOCAB_SIZES, d_model=24).eval()
+
+
+def scores(model) -> torch.Tensor:
+    histories = torch.tensor([[PAD_ITEM, PAD_ITEM, 3, 4, 5], [1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        return model.next_item_log_probs(histories, torch.tensor([6, 7]))
+
+
+def test_round_trip_restores_weights_codes_config_and_outputs(model, tmp_path):
+    model.set_codes(random_codes(1))  # a changed SID table (as after erasure) must travel with the weights
+    save_model(tmp_path / "model", model, extra={"seed": 7, "dataset": "toy"})
+    loaded = load_model(tmp_path / "model")
+    assert type(loaded) is type(model) and not loaded.training
+    assert torch.equal(loaded.codes, random_codes(1))
+    assert state_dict_sha256(loaded) == state_dict_sha256(model)
+    assert torch.equal(scores(loaded), scores(model))
+    config = read_model_config(tmp_path / "model")
+    assert config["model"] == model.config_dict() and config["model"]["d_model"] == 24
+    assert (config["vocab_sizes"], config["n_items"], config["seed"]) == (VOCAB_SIZES, N_ITEMS, 7)
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_state_dict_hash_sees_a_single_changed_weight(model):
+    before = state_dict_sha256(model)
+    with torch.no_grad():
+        model.level_embeddings[2].weight[1, 0] += 1e-3
+    assert state_dict_sha256(model) != before
+
+
+def test_corrupt_or_missing_files_raise_user_errors_naming_the_folder(model, tmp_path):
+    folder = tmp_path / "broken"
+    with pytest.raises(UserError, match="broken"):
+        load_model(folder)
+    save_model(folder, model)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(UserError, match="broken"):
+        load_model(folder)
+    weights.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(UserError, match="broken"):
+        load_model(folder)
+    weights.unlink()
+    with pytest.raises(UserError, match="broken"):
+        load_model(folder)
+    (folder / "config.json").write_text("{ not json")
+    with pytest.raises(UserError, match="broken"):
+        load_model(folder)
+
+
+def test_weights_that_do_not_fit_the_config_raise_a_user_error(model, tmp_path):
+    save_model(tmp_path, model)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["d_model"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="does not match"):
+        load_model(tmp_path)
+
+
+def test_extra_keys_may_not_overwrite_the_checkpoint_keys(model, tmp_path):
+    with pytest.raises(ValueError, match="backbone"):
+        save_model(tmp_path, model, extra={"backbone": "other"})
