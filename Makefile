@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml $(VENV)/.torch $(VENV)/.data
 	touch $@
 
 demo: $(STAMP)
-	$(RUNENV) $(BIN)/tracer demo --out $(DEMO_OUT) --overwrite
+	$(RUNENV) $(BIN)/tracer demo --out $(DEMO_OUT) --resume
 
 test: $(STAMP)
 	bash scripts/ensure-chromium.sh

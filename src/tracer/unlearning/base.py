@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -41,11 +42,13 @@ class EraseConfig:
 class ErasureContext:
     """What a method may look at: the data, the concept and its forget/retain sets, the frozen parent."""
 
+    data_dir: Path
+    model_config: dict  # the parent's config.json (its train_config rebuilds the training run)
     sequences: SequenceData
     concept: Concept
     targets: ConceptTargets
     sid_table: SidTable
-    sids_dir: object  # pathlib.Path of the tokenizer state (codebooks, residuals, item vectors)
+    sids_dir: Path  # the parent's SID folder: table + tokenizer state (codebooks, residuals, item vectors)
     reference: GenerativeRecommender | None
     device: torch.device
 

@@ -1,3 +1,3 @@
 """Importing this module registers every erasure method."""
 
-from tracer.unlearning import filter, finetune, gradient_ascent, npo, rmu, tracer  # noqa: F401
+from tracer.unlearning import filter, finetune, gradient_ascent, npo, retrain, rmu, tracer  # noqa: F401

@@ -125,6 +125,8 @@ def erase(request: EraseRequest) -> dict:
     if cls.needs_reference:
         reference = copy.deepcopy(model).eval().requires_grad_(False)
     context = ErasureContext(
+        data_dir=request.data_dir,
+        model_config=model_config,
         sequences=sequences,
         concept=concept,
         targets=targets,

@@ -1,0 +1,1 @@
+"""End-to-end pipelines: the benchmark grid and the demo."""

@@ -1,0 +1,226 @@
+"""``tracer bench``: run a grid of datasets x concepts x methods x seeds, resumably.
+
+Every stage's artifact lives under ``OUT/work/`` and is reused when present (prepared data, SIDs, one
+trained model per seed, one erased artifact per cell); a finished cell's row is ``OUT/cells/<key>.json``
+and is skipped on a rerun. The rankings behind every number are saved (``OUT/recs/.../<method>.parquet``:
+``user_id``, ``rank``, ``item_id``, ``score``). ``OUT/results.json`` / ``results.csv`` hold one row per
+cell (the schema of :mod:`tracer.reporting.results`).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from tracer.data.artifact import load_dataset
+from tracer.data.concepts import resolve_concept
+from tracer.data.loaders import LoaderOptions, load_raw
+from tracer.data.pipeline import PrepareConfig, write_prepared
+from tracer.data.sequences import build_sequences
+from tracer.evaluation.attack import relearning_attack
+from tracer.evaluation.erasure import evaluate_erasure
+from tracer.evaluation.evaluate import Ranking
+from tracer.evaluation.metrics import concept_share
+from tracer.io import atomic_path, read_json, write_json, write_parquet
+from tracer.pipelines.bench_config import BenchConfig, DatasetPlan
+from tracer.semantic_ids.build import SidsConfig, build_sids
+from tracer.training.checkpointing import has_training_state
+from tracer.training.config import load_preset
+from tracer.training.loop import train
+from tracer.unlearning.runner import EraseRequest, erase
+
+ROW_METRICS = ("retain_ndcg@10", "retain_recall@10", "forget_recall@10", "forget_ndcg@10", "exposure@10",
+               "exposure_fans@10", "concept_mass", "median_concept_rank")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "concept"
+
+
+class Bench:
+    """One run of a :class:`BenchConfig` into ``out``."""
+
+    def __init__(self, config: BenchConfig, out: Path, command: str = "tracer bench", device: str = "cpu") -> None:
+        self.config, self.out, self.command, self.device = config, Path(out), command, device
+
+    # -- artifacts, each built once -----------------------------------------------------------------
+    def work(self, plan: DatasetPlan) -> Path:
+        return self.out / "work" / plan.name
+
+    def data_dir(self, plan: DatasetPlan) -> Path:
+        folder = self.work(plan) / "data"
+        if not (folder / "manifest.json").is_file():
+            prepare = dict(plan.prepare)
+            dataset = prepare.pop("dataset", plan.name)
+            kcore = prepare.pop("kcore", None)
+            options = LoaderOptions(**{k: Path(v) if k in ("path", "meta", "items", "columns_yaml") else v
+                                       for k, v in prepare.items()})
+            write_prepared(load_raw(dataset, options), PrepareConfig(kcore=kcore), folder, overwrite=True)
+        return folder
+
+    def sids_dir(self, plan: DatasetPlan) -> Path:
+        folder = self.work(plan) / "sids"
+        if not (folder / "stats.json").is_file():
+            build_sids(self.data_dir(plan), folder, SidsConfig(**plan.sids), overwrite=True)
+        return folder
+
+    def model_dir(self, plan: DatasetPlan, seed: int) -> Path:
+        folder = self.work(plan) / f"model-seed{seed}"
+        if not (folder / "metrics.json").is_file():
+            settings = dict(plan.train)
+            preset = settings.pop("preset", plan.name)
+            config = load_preset(preset).replace(seed=seed, device=self.device, **settings)
+            resume = has_training_state(folder)
+            train(config, self.data_dir(plan), self.sids_dir(plan), folder, resume=resume, overwrite=not resume)
+        return folder
+
+    def artifact(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
+        if method == "original":
+            return self.model_dir(plan, seed)
+        folder = self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}"
+        if not (folder / "manifest.json").is_file():
+            erase(EraseRequest(
+                model_dir=self.model_dir(plan, seed), data_dir=self.data_dir(plan), concept=concept, method=method,
+                out=folder, overrides=self.config.method_settings.get(method), seed=seed, overwrite=True,
+                device=self.device,
+            ))
+        return folder
+
+    # -- cells ----------------------------------------------------------------------------------------
+    def cell_key(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> str:
+        return f"{plan.name}__{slug(concept)}__{method}__seed{seed}"
+
+    def recs_path(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
+        """``recs/<method>.parquet``, nested by the grid dimensions that have more than one value."""
+        parts = []
+        if len(self.config.datasets) > 1:
+            parts.append(plan.name)
+        if len(self.config.concepts[plan.name]) > 1:
+            parts.append(slug(concept))
+        if len(self.config.seeds) > 1:
+            parts.append(f"seed{seed}")
+        return self.out.joinpath("recs", *parts, f"{method}.parquet")
+
+    def run_cell(self, plan: DatasetPlan, concept: str, method: str, seed: int, retrain) -> dict:
+        path = self.out / "cells" / f"{self.cell_key(plan, concept, method, seed)}.json"
+        if path.is_file():
+            return read_json(path)
+        artifact = self.artifact(plan, concept, method, seed)
+        data_dir = self.data_dir(plan)
+        reference = None if method in ("retrain", "original") else retrain
+        metrics, ranking = evaluate_erasure(artifact, data_dir, concept, self.config.evaluation, self.device, reference)
+        item_ids = load_dataset(data_dir).items["item_id"].to_numpy()
+        write_parquet(self.recs_path(plan, concept, method, seed), ranking.to_frame(item_ids))
+        row = {"dataset": plan.name, "concept": concept, "method": method, "seed": seed,
+               **{key: metrics["headline"][key] for key in ROW_METRICS},
+               "seconds": metrics["cost"]["seconds"], "params_updated": metrics["cost"]["params_updated"]}
+        row.update({key: metrics.get("vs_retrain", {}).get(key)
+                    for key in ("gap_retain_ndcg@10", "gap_exposure@10", "top10_overlap")})
+        row["attack_exposure@10"] = None
+        if self.config.attack is not None and method != "original":
+            attack = relearning_attack(artifact, data_dir, concept, self.config.attack, self.config.evaluation, self.device)
+            row["attack_exposure@10"] = attack["exposure@10_after"]
+        manifest = artifact / "manifest.json"
+        if method.startswith("tracer") and manifest.is_file():
+            summary = read_json(manifest)["summary"]
+            row["entanglement_before"] = summary["entanglement_before"]
+            row["entanglement_after"] = summary["entanglement_after"]
+            row["items_reassigned"] = summary["items_reassigned"]
+        write_json(path, row)
+        return row
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        cells = [(plan, concept, seed) for plan in self.config.datasets
+                 for concept in self.config.concepts[plan.name] for seed in self.config.seeds]
+        rows = []
+        bar = tqdm(total=len(cells) * len(self.config.all_methods), desc="bench cells")
+        for plan, concept, seed in cells:
+            retrain_row = self.run_cell(plan, concept, "retrain", seed, None)
+            bar.update()
+            retrain = (self._as_metrics(retrain_row), self._ranking(plan, concept, "retrain", seed))
+            rows.append(retrain_row)
+            for method in self.config.all_methods:
+                if method == "retrain":
+                    continue
+                bar.set_postfix_str(f"{plan.name} {concept} {method} seed {seed}")
+                rows.append(self.run_cell(plan, concept, method, seed, retrain))
+                bar.update()
+        bar.close()
+        return self.results(rows, time.perf_counter() - started)
+
+    def _as_metrics(self, row: dict) -> dict:
+        return {"model": row["method"], "headline": {k: row[k] for k in ROW_METRICS}, "cost": {"seconds": row["seconds"]}}
+
+    def _ranking(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Ranking:
+        data = build_sequences(load_dataset(self.data_dir(plan)))
+        frame = pd.read_parquet(self.recs_path(plan, concept, method, seed))
+        return Ranking.from_frame(frame, data.user_ids, data.item_ids)
+
+    # -- results -------------------------------------------------------------------------------------
+    def examples(self) -> list[dict]:
+        """A few concept fans per (dataset, concept): recent history and top-10 of every method (first seed)."""
+        out = []
+        seed = self.config.seeds[0]
+        for plan in self.config.datasets:
+            dataset = load_dataset(self.data_dir(plan))
+            data = build_sequences(dataset)
+            titles = dataset.items["title"].to_numpy()
+            for concept_spec in self.config.concepts[plan.name]:
+                mask = resolve_concept(dataset, concept_spec).item_mask
+                histories = data.histories("test")
+                share = concept_share(histories, mask)
+                fans = np.argsort(-share, kind="stable")[: self.config.examples]
+                lists = {m: Ranking.from_frame(pd.read_parquet(self.recs_path(plan, concept_spec, m, seed)),
+                                               data.user_ids, data.item_ids) for m in self.config.all_methods}
+                for user in fans:
+                    out.append({
+                        "dataset": plan.name, "concept": concept_spec, "user_id": str(data.user_ids[user]),
+                        "history": [{"title": str(titles[i]), "is_concept": bool(mask[i])} for i in histories[user][-10:]],
+                        "recommendations": {
+                            m: [{"title": str(titles[i]), "is_concept": bool(mask[i])} for i in r.items[user][:10] if i >= 0]
+                            for m, r in lists.items()
+                        },
+                    })
+        return out
+
+    def results(self, rows: list[dict], seconds: float) -> dict:
+        entanglement = {}
+        for row in rows:
+            if row["method"] == "tracer" and "entanglement_before" in row:
+                entanglement.setdefault(f"{row['dataset']}|{row['concept']}", {
+                    "before": row["entanglement_before"], "after": row["entanglement_after"]})
+        table = [{k: v for k, v in row.items() if not k.startswith("entanglement")} for row in rows]
+        results = {
+            "meta": {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
+                     "processor": platform.processor() or platform.machine(), "command": self.command,
+                     "seconds": round(seconds, 1), "config": _plain(self.config)},
+            "rows": table,
+            "entanglement": entanglement,
+            "examples": self.examples(),
+        }
+        write_json(self.out / "results.json", results)
+        frame = pd.DataFrame(table)
+        write_parquet(self.out / "results.parquet", frame)
+        with atomic_path(self.out / "results.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        return results
+
+
+def _plain(config: BenchConfig) -> dict:
+    plain = asdict(config)
+    plain["datasets"] = [asdict(d) for d in config.datasets]
+    return plain
+
+
+def run_bench(config: BenchConfig, out: str | Path, command: str = "tracer bench", device: str = "cpu") -> dict:
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Bench(config, Path(out), command, device).run()
+
