@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from movielens_files import write_atomic_dataset
 
+from movielens_files import write_atomic_dataset
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.evaluation.evaluate import save_model_artifact

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from erasure_world import N_ITEMS, write_world
 
+from erasure_world import N_ITEMS, write_world
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import resolve_concept
@@ -26,11 +26,13 @@ def bench_run(tmp_path_factory):
     vectors = root / "vectors.npy"
     np.save(vectors, np.random.default_rng(0).normal(size=(N_ITEMS, 8)).astype(np.float32))
     config = {
-        "datasets": {"tiny": {
-            "prepare": {"dataset": "ml-100k", "path": str(root / "world" / "raw")},
-            "sids": {"method": "rq-kmeans", "vectors": str(vectors), "codebook_size": 4, "levels": 2},
-            "train": {"preset": "tiny", "max_epochs": 2},
-        }},
+        "datasets": {
+            "tiny": {
+                "prepare": {"dataset": "ml-100k", "path": str(root / "world" / "raw")},
+                "sids": {"method": "rq-kmeans", "vectors": str(vectors), "codebook_size": 4, "levels": 2},
+                "train": {"preset": "tiny", "max_epochs": 2},
+            }
+        },
         "concepts": {"tiny": ["Horror"]},
         "methods": ["tracer", "ga", "filter"],
         "seeds": [0],
@@ -49,7 +51,13 @@ def bench_run(tmp_path_factory):
 def test_every_cell_has_a_row_and_a_report(bench_run):
     _, _, out = bench_run
     results = json.loads((out / "results.json").read_text())
-    assert sorted(row["method"] for row in results["rows"]) == ["filter", "ga", "original", "retrain", "tracer"]
+    assert sorted(row["method"] for row in results["rows"]) == [
+        "filter",
+        "ga",
+        "original",
+        "retrain",
+        "tracer",
+    ]
     assert (out / "report.html").is_file() and (out / "results.csv").is_file()
     rows = {row["method"]: row for row in results["rows"]}
     assert rows["filter"]["exposure@10"] == 0.0
@@ -65,9 +73,13 @@ def test_saved_rankings_reproduce_the_numbers(bench_run):
     data = build_sequences(dataset)
     mask = resolve_concept(dataset, "Horror").item_mask
     for row in results["rows"]:
-        ranking = Ranking.from_frame(pd.read_parquet(out / "recs" / f"{row['method']}.parquet"), data.user_ids, data.item_ids)
+        ranking = Ranking.from_frame(
+            pd.read_parquet(out / "recs" / f"{row['method']}.parquet"), data.user_ids, data.item_ids
+        )
         retain = ~mask[data.test_targets]
-        assert ndcg_at_k(ranking.items[retain], data.test_targets[retain], 10).mean() == pytest.approx(row["retain_ndcg@10"])
+        assert ndcg_at_k(ranking.items[retain], data.test_targets[retain], 10).mean() == pytest.approx(
+            row["retain_ndcg@10"]
+        )
         assert exposure_at_k(ranking.items, mask, 10).mean() == pytest.approx(row["exposure@10"])
 
 

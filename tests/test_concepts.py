@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from movielens_files import small_catalogue, write_atomic_dataset
 
+from movielens_files import small_catalogue, write_atomic_dataset
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_table, concept_targets, resolve_concept
@@ -16,8 +16,15 @@ from tracer.errors import UserError
 
 # items 1..6: genres Horror, Comedy, Drama Horror, Comedy, Drama, Children's Comedy
 INTERACTIONS = [
-    ("1", "1", "1"), ("1", "2", "2"), ("1", "3", "3"), ("1", "4", "4"), ("1", "5", "5"),
-    ("2", "2", "1"), ("2", "1", "2"), ("2", "6", "3"), ("2", "3", "4"),
+    ("1", "1", "1"),
+    ("1", "2", "2"),
+    ("1", "3", "3"),
+    ("1", "4", "4"),
+    ("1", "5", "5"),
+    ("2", "2", "1"),
+    ("2", "1", "2"),
+    ("2", "6", "3"),
+    ("2", "3", "4"),
 ]
 
 
@@ -35,7 +42,10 @@ def items_of(dataset, concept) -> list[str]:
 
 def test_name_regex_file_and_union(dataset, tmp_path):
     assert items_of(dataset, resolve_concept(dataset, "Horror")) == ["1", "3"]
-    assert items_of(dataset, resolve_concept(dataset, "horror")) == ["1", "3"]  # unique case-insensitive match
+    assert items_of(dataset, resolve_concept(dataset, "horror")) == [
+        "1",
+        "3",
+    ]  # unique case-insensitive match
     assert items_of(dataset, resolve_concept(dataset, r"title~Movie [56]$")) == ["5", "6"]
     listed = tmp_path / "ids.txt"
     listed.write_text("4\n\n2\n")
@@ -86,10 +96,17 @@ def test_items_file_with_unknown_ids(dataset, tmp_path):
 def test_concepts_cli_lists_and_shows(dataset, capsys):
     assert main(["concepts", str(dataset.root), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {row["concept"]: row["items"] for row in rows} == {"Children's": 1, "Comedy": 3, "Drama": 2, "Horror": 2}
+    assert {row["concept"]: row["items"] for row in rows} == {
+        "Children's": 1,
+        "Comedy": 3,
+        "Drama": 2,
+        "Horror": 2,
+    }
     assert main(["concepts", str(dataset.root), "--show", "Horror", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["items"], shown["forget_targets"], shown["test_users"]) == (2, 2, 1)
     assert main(["concepts", str(dataset.root), "--show", "Horor"]) == 2
     assert "did you mean 'Horror'" in capsys.readouterr().err
-    assert np.array_equal(resolve_concept(dataset, "Drama").item_mask, np.array([False, False, True, False, True, False]))
+    assert np.array_equal(
+        resolve_concept(dataset, "Drama").item_mask, np.array([False, False, True, False, True, False])
+    )

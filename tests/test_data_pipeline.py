@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from movielens_files import small_catalogue, write_atomic_dataset
 
+from movielens_files import small_catalogue, write_atomic_dataset
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.pipeline import kcore_filter
@@ -42,14 +42,27 @@ def test_ml100k_from_installed_package(tmp_path, capsys):
 
 
 def test_ml1m_crlf_title_ids_and_float_years(tmp_path, capsys):
-    interactions = [(f"1m_{u}", "Alien (1979)" if k % 2 else "Babe (1995)", str(100 + k)) for u in (1, 2) for k in range(4)]
-    items = [("Alien (1979)", "Alien", "1979.0", "Horror Sci-Fi"), ("Babe (1995)", "Babe", "1995", "Children's")]
+    interactions = [
+        (f"1m_{u}", "Alien (1979)" if k % 2 else "Babe (1995)", str(100 + k))
+        for u in (1, 2)
+        for k in range(4)
+    ]
+    items = [
+        ("Alien (1979)", "Alien", "1979.0", "Horror Sci-Fi"),
+        ("Babe (1995)", "Babe", "1995", "Children's"),
+    ]
     folder = write_atomic_dataset(
-        tmp_path / "raw", interactions, items, name="ml-1m",
-        item_header="item_id:token\tmovie_title:token\trelease_year:float\tgenre:token", line_end="\r\n",
+        tmp_path / "raw",
+        interactions,
+        items,
+        name="ml-1m",
+        item_header="item_id:token\tmovie_title:token\trelease_year:float\tgenre:token",
+        line_end="\r\n",
     )
     out = tmp_path / "ml1m"
-    assert run_cli(["prepare", "--dataset", "ml-1m", "--path", str(folder), "--out", str(out)], capsys)[0] == 0
+    assert (
+        run_cli(["prepare", "--dataset", "ml-1m", "--path", str(folder), "--out", str(out)], capsys)[0] == 0
+    )
     data = load_dataset(out)
     alien = data.items[data.items["item_id"] == "Alien (1979)"].iloc[0]
     assert list(alien["concepts"]) == ["Horror", "Sci-Fi"]
@@ -59,11 +72,21 @@ def test_ml1m_crlf_title_ids_and_float_years(tmp_path, capsys):
 
 def test_chronological_order_stable_ties_and_leave_one_out(tmp_path, capsys):
     # user 1: items 3 and 1 share a timestamp; file order (3 before 1) must be kept
-    interactions = [("1", "2", "50"), ("1", "3", "10"), ("1", "1", "10"), ("1", "4", "60"), ("1", "5", "70"),
-                    ("2", "1", "5"), ("2", "2", "6"), ("2", "3", "7")]
+    interactions = [
+        ("1", "2", "50"),
+        ("1", "3", "10"),
+        ("1", "1", "10"),
+        ("1", "4", "60"),
+        ("1", "5", "70"),
+        ("2", "1", "5"),
+        ("2", "2", "6"),
+        ("2", "3", "7"),
+    ]
     folder = write_atomic_dataset(tmp_path / "raw", interactions, small_catalogue())
     out = tmp_path / "data"
-    assert run_cli(["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys)[0] == 0
+    assert (
+        run_cli(["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys)[0] == 0
+    )
     data = load_dataset(out)
     user1 = data.interactions[data.interactions["user_id"] == "1"]
     assert user1["item_id"].tolist() == ["3", "1", "2", "4", "5"]
@@ -83,7 +106,9 @@ def test_short_users_dropped_and_counted(tmp_path, capsys):
     interactions = [("1", "1", "1"), ("1", "2", "2"), ("1", "3", "3"), ("2", "1", "1"), ("2", "2", "2")]
     folder = write_atomic_dataset(tmp_path / "raw", interactions, small_catalogue())
     out = tmp_path / "data"
-    code, stdout, _ = run_cli(["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys)
+    code, stdout, _ = run_cli(
+        ["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys
+    )
     assert code == 0
     manifest = load_dataset(out).manifest
     assert manifest["dropped_short_users"] == 1 and manifest["n_users"] == 1
@@ -94,8 +119,11 @@ def test_short_users_dropped_and_counted(tmp_path, capsys):
 def test_kcore_iterates_to_fixed_point():
     # one pass removes item c (1 interaction) -> user u2 drops to 1 interaction -> must go too
     frame = pd.DataFrame(
-        {"user_id": ["u1", "u1", "u2", "u2", "u3", "u3"], "item_id": ["a", "b", "a", "c", "a", "b"],
-         "timestamp": range(6)}
+        {
+            "user_id": ["u1", "u1", "u2", "u2", "u3", "u3"],
+            "item_id": ["a", "b", "a", "c", "a", "b"],
+            "timestamp": range(6),
+        }
     )
     kept = kcore_filter(frame, 2)
     assert sorted(kept["user_id"].unique()) == ["u1", "u3"]
@@ -105,7 +133,10 @@ def test_kcore_iterates_to_fixed_point():
 
 BAD_INPUTS = {
     "missing_file": (None, "not found"),
-    "missing_column": ("user_id:token\titem:token\trating:float\ttimestamp:float", "lacks column(s) ['item_id']"),
+    "missing_column": (
+        "user_id:token\titem:token\trating:float\ttimestamp:float",
+        "lacks column(s) ['item_id']",
+    ),
     "empty_table": ("EMPTY", "interactions table is empty"),
     "duplicate_items": ("DUPLICATE", "duplicate item ids in the items table (2)"),
     "non_numeric_timestamp": ("BADTIME", "non-numeric timestamp 'yesterday'"),
@@ -132,29 +163,41 @@ def test_bad_inputs_fail_cleanly(case, tmp_path, capsys):
     else:
         write_atomic_dataset(folder, interactions, catalogue, **kwargs)
     out = tmp_path / "data"
-    code, _, err = run_cli(["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys)
+    code, _, err = run_cli(
+        ["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys
+    )
     assert code == 2
     assert expected in err and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert_nothing_written(out)
 
 
 def test_existing_output_refused_and_kept(tmp_path, capsys):
-    folder = write_atomic_dataset(tmp_path / "raw", [("1", "1", "1"), ("1", "2", "2"), ("1", "3", "3")], small_catalogue())
+    folder = write_atomic_dataset(
+        tmp_path / "raw", [("1", "1", "1"), ("1", "2", "2"), ("1", "3", "3")], small_catalogue()
+    )
     out = tmp_path / "data"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    code, _, err = run_cli(["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys)
+    code, _, err = run_cli(
+        ["prepare", "--dataset", "ml-100k", "--path", str(folder), "--out", str(out)], capsys
+    )
     assert code == 2 and "already exists" in err and "--overwrite" in err
     assert (out / "keep.txt").read_text() == "precious"
 
 
 def test_failed_overwrite_keeps_previous_artifact(tmp_path, capsys):
-    good = write_atomic_dataset(tmp_path / "good", [("1", "1", "1"), ("1", "2", "2"), ("1", "3", "3")], small_catalogue())
+    good = write_atomic_dataset(
+        tmp_path / "good", [("1", "1", "1"), ("1", "2", "2"), ("1", "3", "3")], small_catalogue()
+    )
     bad = write_atomic_dataset(tmp_path / "bad", [("1", "1", "x")], small_catalogue())
     out = tmp_path / "data"
-    assert run_cli(["prepare", "--dataset", "ml-100k", "--path", str(good), "--out", str(out)], capsys)[0] == 0
+    assert (
+        run_cli(["prepare", "--dataset", "ml-100k", "--path", str(good), "--out", str(out)], capsys)[0] == 0
+    )
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    code, _, _ = run_cli(["prepare", "--dataset", "ml-100k", "--path", str(bad), "--out", str(out), "--overwrite"], capsys)
+    code, _, _ = run_cli(
+        ["prepare", "--dataset", "ml-100k", "--path", str(bad), "--out", str(out), "--overwrite"], capsys
+    )
     assert code == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".data.")] == []

@@ -5,8 +5,8 @@ write nothing."""
 from __future__ import annotations
 
 import pytest
-from erasure_world import write_world
 
+from erasure_world import write_world
 from tracer.cli import main
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure
 from tracer.io import read_json, sha256_tree
@@ -20,8 +20,23 @@ def world(tmp_path_factory):
 
 
 def erase(world, out, method, concept="Horror", extra=()):
-    return main(["erase", str(world.model_dir), "--data", str(world.data_dir), "--concept", concept,
-                 "--method", method, "--out", str(out), "--set", "steps=3", *extra])
+    return main(
+        [
+            "erase",
+            str(world.model_dir),
+            "--data",
+            str(world.data_dir),
+            "--concept",
+            concept,
+            "--method",
+            method,
+            "--out",
+            str(out),
+            "--set",
+            "steps=3",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.parametrize("method", ["tracer", "npo", "rmu"])
@@ -31,7 +46,16 @@ def test_parent_untouched_and_manifest_complete(world, tmp_path, method):
     assert erase(world, out, method) == 0
     assert sha256_tree(world.model_dir) == before
     manifest = read_json(out / "manifest.json")
-    for key in ("method", "concept", "concept_item_ids", "parent_sha256", "config", "seed", "seconds", "params_updated"):
+    for key in (
+        "method",
+        "concept",
+        "concept_item_ids",
+        "parent_sha256",
+        "config",
+        "seed",
+        "seconds",
+        "params_updated",
+    ):
         assert key in manifest
     assert manifest["method"] == method and manifest["parent_sha256"] == before
     assert len(manifest["concept_item_ids"]) == 6 and manifest["params_updated"] > 0
@@ -47,21 +71,45 @@ def test_filter_zero_exposure_same_concept_mass(world, tmp_path):
     filtered, ranking = evaluate_erasure(out, world.data_dir, "Horror", EVAL)
     assert original["headline"]["exposure@10"] > 0
     assert filtered["headline"]["exposure@10"] == 0.0
-    assert filtered["headline"]["concept_mass"] == pytest.approx(original["headline"]["concept_mass"], rel=1e-6)
+    assert filtered["headline"]["concept_mass"] == pytest.approx(
+        original["headline"]["concept_mass"], rel=1e-6
+    )
     assert (ranking.items >= 0).all()  # lists are still full: other items fill the slots
 
 
 def test_sequential_erasure_chains_manifests(world, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert erase(world, first, "filter", concept="Horror") == 0
-    assert main(["erase", str(first), "--data", str(world.data_dir), "--concept", "Comedy", "--method", "graddiff",
-                 "--out", str(second), "--set", "steps=2"]) == 0
+    assert (
+        main(
+            [
+                "erase",
+                str(first),
+                "--data",
+                str(world.data_dir),
+                "--concept",
+                "Comedy",
+                "--method",
+                "graddiff",
+                "--out",
+                str(second),
+                "--set",
+                "steps=2",
+            ]
+        )
+        == 0
+    )
     manifest = read_json(second / "manifest.json")
-    assert [(e["method"], e["concept"]) for e in manifest["chain"]] == [("filter", "Horror"), ("graddiff", "Comedy")]
+    assert [(e["method"], e["concept"]) for e in manifest["chain"]] == [
+        ("filter", "Horror"),
+        ("graddiff", "Comedy"),
+    ]
     assert len(manifest["decode_exclude_item_ids"]) == 6  # the filter of the first request still applies
 
 
-@pytest.mark.parametrize(("concept", "message"), [("Horor", "did you mean 'Horror'"), ("title~^zzz", "matches no item")])
+@pytest.mark.parametrize(
+    ("concept", "message"), [("Horor", "did you mean 'Horror'"), ("title~^zzz", "matches no item")]
+)
 def test_bad_concept_writes_nothing(world, tmp_path, capsys, concept, message):
     out = tmp_path / "bad"
     assert erase(world, out, "tracer", concept=concept) == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from erasure_world import write_world
 from test_unlearning_losses import make_context
-
 from tracer.unlearning.base import build_config, method_class
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.objectives import nll
@@ -112,7 +112,9 @@ def test_commit_keeps_retain_sids_and_every_item_reachable(world):
     with torch.no_grad():  # force every concept item onto the next level-1 codeword
         method.phi[torch.arange(len(method.items)), 0, torch.as_tensor((stored[:, 0] + 1) % 4)] = 1e6
     new_table, summary = method.finish(model, world.sid_table)
-    assert summary["items_reassigned"] == len(method.items) and summary["levels_reassigned_per_level"][0] == len(method.items)
+    assert summary["items_reassigned"] == len(method.items) and summary["levels_reassigned_per_level"][
+        0
+    ] == len(method.items)
     codes = new_table.codes
     assert len({tuple(row) for row in codes.tolist()}) == len(codes)  # unique
     concept = method.context.concept.item_mask

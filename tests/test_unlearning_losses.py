@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from erasure_world import write_world
 
+from erasure_world import write_world
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
@@ -34,7 +34,9 @@ def make_context(world, needs_reference: bool):
     concept = resolve_concept(dataset, "Horror")
     targets = concept_targets(sequences, concept)
     reference = copy.deepcopy(model).requires_grad_(False) if needs_reference else None
-    context = ErasureContext(sequences, concept, targets, table, world.model_dir / "sids", reference, torch.device("cpu"))
+    context = ErasureContext(
+        sequences, concept, targets, table, world.model_dir / "sids", reference, torch.device("cpu")
+    )
     forget = TargetSampler(sequences, targets.forget_targets, 16, 8, seed=0).sample()
     retain = TargetSampler(sequences, ~targets.forget_targets, 16, 8, seed=1).sample()
     return model, context, ForgetRetainBatch(forget, retain)
@@ -42,7 +44,13 @@ def make_context(world, needs_reference: bool):
 
 @pytest.mark.parametrize(
     ("name", "settings"),
-    [("ga", {}), ("graddiff", {"alpha": 0.0}), ("npo", {"alpha": 0.0}), ("simnpo", {"alpha": 0.0}), ("tracer", {})],
+    [
+        ("ga", {}),
+        ("graddiff", {"alpha": 0.0}),
+        ("npo", {"alpha": 0.0}),
+        ("simnpo", {"alpha": 0.0}),
+        ("tracer", {}),
+    ],
 )
 def test_one_step_lowers_forget_likelihood(world, name, settings):
     """The forget term alone (retain weight 0; TRACER with all its terms) lowers log p(forget SIDs)."""
@@ -63,7 +71,9 @@ def test_one_step_lowers_forget_likelihood(world, name, settings):
 def test_npo_equals_two_over_beta_log_two_at_reference():
     log_pi = torch.tensor([-3.0, -1.5, -7.2])
     for beta in (0.1, 1.0, 2.5):
-        assert float(npo_loss(log_pi, log_pi.clone(), beta)) == pytest.approx(2 / beta * math.log(2), rel=1e-6)
+        assert float(npo_loss(log_pi, log_pi.clone(), beta)) == pytest.approx(
+            2 / beta * math.log(2), rel=1e-6
+        )
     # below the reference (forgotten) the loss falls towards 0
     assert float(npo_loss(log_pi - 50, log_pi, 1.0)) < 1e-6
 
@@ -71,7 +81,9 @@ def test_npo_equals_two_over_beta_log_two_at_reference():
 def test_simnpo_closed_form():
     log_pi = torch.tensor([-4.0, -8.0])
     beta, delta, length = 3.0, 0.5, 4
-    expected = np.mean([-(2 / beta) * math.log(1 / (1 + math.exp(-beta * (-lp / length - delta)))) for lp in (-4.0, -8.0)])
+    expected = np.mean(
+        [-(2 / beta) * math.log(1 / (1 + math.exp(-beta * (-lp / length - delta)))) for lp in (-4.0, -8.0)]
+    )
     assert float(simnpo_loss(log_pi, length, beta, delta)) == pytest.approx(expected, rel=1e-6)
 
 

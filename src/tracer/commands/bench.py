@@ -37,7 +37,9 @@ def bench_command(
 
 def demo_command(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
-    resume: bool = typer.Option(False, "--resume", help="Continue in an existing folder (finished steps are reused)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue in an existing folder (finished steps are reused)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
 ) -> None:
     """The end-to-end demo on built-in ML-100k: prepare, SIDs, train, erase "Horror" with TRACER, Retrain,

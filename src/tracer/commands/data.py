@@ -23,20 +23,32 @@ def prepare(
     dataset: str = typer.Option(..., "--dataset", help=f"One of: {', '.join(DATASETS)}."),
     out: Path = typer.Option(..., "--out", help="Output folder for the prepared artifact."),
     path: Path | None = typer.Option(
-        None, "--path", help="MovieLens: folder of the atomic files (default: the installed package). "
-        "Amazon: the reviews file or a folder with reviews + meta. Tabular: the interactions table."
+        None,
+        "--path",
+        help="MovieLens: folder of the atomic files (default: the installed package). "
+        "Amazon: the reviews file or a folder with reviews + meta. Tabular: the interactions table.",
     ),
     meta: Path | None = typer.Option(None, "--meta", help="Amazon metadata file."),
     items: Path | None = typer.Option(None, "--items", help="Tabular items table (CSV/Parquet)."),
-    columns: Path | None = typer.Option(None, "--columns", help="Tabular: YAML mapping column roles to names."),
+    columns: Path | None = typer.Option(
+        None, "--columns", help="Tabular: YAML mapping column roles to names."
+    ),
     user_col: str | None = typer.Option(None, "--user-col", help="Tabular: user column."),
     item_col: str | None = typer.Option(None, "--item-col", help="Tabular: item column (both tables)."),
     time_col: str | None = typer.Option(None, "--time-col", help="Tabular: timestamp column."),
-    title_col: str | None = typer.Option(None, "--title-col", help="Tabular: title column of the items table."),
+    title_col: str | None = typer.Option(
+        None, "--title-col", help="Tabular: title column of the items table."
+    ),
     text_cols: str | None = typer.Option(None, "--text-cols", help="Tabular: comma-separated text columns."),
-    concept_cols: str | None = typer.Option(None, "--concept-cols", help="Tabular: comma-separated concept columns."),
-    kcore: int | None = typer.Option(None, "--kcore", min=1, help="k-core filter (users and items), to a fixed point."),
-    no_title_keywords: bool = typer.Option(False, "--no-title-keywords", help="Amazon: no kw:<word> concepts."),
+    concept_cols: str | None = typer.Option(
+        None, "--concept-cols", help="Tabular: comma-separated concept columns."
+    ),
+    kcore: int | None = typer.Option(
+        None, "--kcore", min=1, help="k-core filter (users and items), to a fixed point."
+    ),
+    no_title_keywords: bool = typer.Option(
+        False, "--no-title-keywords", help="Amazon: no kw:<word> concepts."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
     """Load a dataset, filter, order and split it (leave-one-out), and write the artifact folder."""
@@ -87,7 +99,11 @@ def concepts(
             "test_users": int(targets.forget_test_users.sum()),
             "example_titles": dataset.items["title"].to_numpy()[concept.item_indices[:5]].tolist(),
         }
-        typer.echo(json.dumps(summary, indent=2) if as_json else "\n".join(f"{k:>15}: {v}" for k, v in summary.items()))
+        typer.echo(
+            json.dumps(summary, indent=2)
+            if as_json
+            else "\n".join(f"{k:>15}: {v}" for k, v in summary.items())
+        )
         return
     table = concept_table(dataset, sequences).sort_values("items", ascending=False)
     if as_json:

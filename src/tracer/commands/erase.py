@@ -29,8 +29,12 @@ def parse_settings(pairs: list[str]) -> dict:
 def erase_command(
     model: Path = typer.Argument(..., help="Trained (or already erased) model folder."),
     data: Path = typer.Option(..., "--data", help="The prepared dataset the model was trained on."),
-    concept: str = typer.Option(..., "--concept", help="Concept spec: NAME, title~REGEX, items:FILE; joined by ';'."),
-    method: str = typer.Option(..., "--method", help="Erasure method (tracer, retrain, finetune, ga, graddiff, ...)."),
+    concept: str = typer.Option(
+        ..., "--concept", help="Concept spec: NAME, title~REGEX, items:FILE; joined by ';'."
+    ),
+    method: str = typer.Option(
+        ..., "--method", help="Erasure method (tracer, retrain, finetune, ga, graddiff, ...)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder of the new artifact."),
     config: Path | None = typer.Option(None, "--config", help="YAML file overriding the method's defaults."),
     setting: list[str] = typer.Option([], "--set", help="Override one setting: key=value (repeatable)."),
@@ -41,13 +45,22 @@ def erase_command(
     """Erase a concept from a model; writes a new artifact (the parent is never modified)."""
     manifest = erase(
         EraseRequest(
-            model_dir=model, data_dir=data, concept=concept, method=method, out=out, config_file=config,
-            overrides=parse_settings(setting), seed=seed, overwrite=overwrite, device=device,
+            model_dir=model,
+            data_dir=data,
+            concept=concept,
+            method=method,
+            out=out,
+            config_file=config,
+            overrides=parse_settings(setting),
+            seed=seed,
+            overwrite=overwrite,
+            device=device,
         )
     )
     typer.echo(
-        f"{method}: erased {concept!r} ({len(manifest['concept_item_ids'])} items, {manifest['n_forget_targets']:,} "
-        f"forget targets) in {manifest['seconds']:.1f}s, {manifest['params_updated']:,} parameters updated -> {out}"
+        f"{method}: erased {concept!r} ({len(manifest['concept_item_ids'])} items, "
+        f"{manifest['n_forget_targets']:,} forget targets) in {manifest['seconds']:.1f}s, "
+        f"{manifest['params_updated']:,} parameters updated -> {out}"
     )
     if manifest["summary"]:
         typer.echo(json.dumps(manifest["summary"], indent=2))
@@ -68,7 +81,10 @@ def attack_command(
     result = relearning_attack(model, data, concept, AttackConfig(examples, steps, lr, seed), device=device)
     if out is not None:
         write_json(out, result)
-    typer.echo(f"Exposure@10 before {result['exposure@10_before']:.4f}, after the attack {result['exposure@10_after']:.4f}")
+    typer.echo(
+        f"Exposure@10 before {result['exposure@10_before']:.4f}, "
+        f"after the attack {result['exposure@10_after']:.4f}"
+    )
 
 
 def sweep_command(
@@ -77,7 +93,9 @@ def sweep_command(
     concept: str = typer.Option(..., "--concept"),
     method: str = typer.Option(..., "--method"),
     out: Path = typer.Option(..., "--out", help="Sweep folder; finished cells are reused (resumable)."),
-    grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable); default: configs/unlearning/sweeps.yaml."),
+    grid: list[str] = typer.Option(
+        [], "--grid", help="key=v1,v2,... (repeatable); default: configs/unlearning/sweeps.yaml."
+    ),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:

@@ -54,7 +54,8 @@ def load_dataset(root: str | Path) -> Dataset:
     missing = [name for name in (ITEMS, INTERACTIONS, VALID, TEST, MANIFEST) if not (root / name).is_file()]
     if missing:
         raise UserError(
-            f"{root} is not a prepared dataset (missing {', '.join(missing)}): run `tracer prepare ... --out {root}`"
+            f"{root} is not a prepared dataset (missing {', '.join(missing)}): "
+            f"run `tracer prepare ... --out {root}`"
         )
     return Dataset(
         root=root,

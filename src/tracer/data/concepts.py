@@ -72,8 +72,7 @@ def concept_index(items: pd.DataFrame) -> dict[str, np.ndarray]:
     """Every concept name -> the indices of its items."""
     exploded = items["concepts"].explode().dropna()
     return {
-        str(name): np.sort(group.index.to_numpy())
-        for name, group in exploded.groupby(exploded, sort=True)
+        str(name): np.sort(group.index.to_numpy()) for name, group in exploded.groupby(exploded, sort=True)
     }
 
 
@@ -84,7 +83,11 @@ def _name_mask(name: str, index: dict[str, np.ndarray], n_items: int) -> np.ndar
         match = folded[0] if len(folded) == 1 else None
     if match is None:
         close = difflib.get_close_matches(name, list(index), n=5, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "run `tracer concepts DATA` to list them"
+        hint = (
+            f"did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else "run `tracer concepts DATA` to list them"
+        )
         raise UserError(f"unknown concept {name!r}: {hint}")
     mask = np.zeros(n_items, dtype=bool)
     mask[index[match]] = True
@@ -95,7 +98,9 @@ def _title_mask(pattern: str, titles: pd.Series) -> np.ndarray:
     try:
         compiled = re.compile(pattern)
     except re.error as error:
-        raise UserError(f"invalid title regex {pattern!r} ({error}): fix the expression after 'title~'") from None
+        raise UserError(
+            f"invalid title regex {pattern!r} ({error}): fix the expression after 'title~'"
+        ) from None
     return titles.map(lambda title: compiled.search(str(title)) is not None).to_numpy(dtype=bool)
 
 
@@ -107,7 +112,9 @@ def _file_mask(path: str, item_ids: pd.Series) -> np.ndarray:
     known = set(item_ids)
     unknown = [item for item in listed if item not in known]
     if unknown:
-        raise UserError(f"{file} lists item ids not in the catalogue ({', '.join(unknown[:5])}): fix or remove them")
+        raise UserError(
+            f"{file} lists item ids not in the catalogue ({', '.join(unknown[:5])}): fix or remove them"
+        )
     return item_ids.isin(listed).to_numpy(dtype=bool)
 
 
@@ -127,7 +134,9 @@ def resolve_concept(dataset: Dataset, spec: str) -> Concept:
         else:
             mask |= _name_mask(term, index, len(items))
     if not mask.any():
-        raise UserError(f"concept {spec!r} matches no item: choose a concept with items (`tracer concepts DATA`)")
+        raise UserError(
+            f"concept {spec!r} matches no item: choose a concept with items (`tracer concepts DATA`)"
+        )
     if mask.all():
         raise UserError(f"concept {spec!r} covers the whole catalogue: nothing would be left to recommend")
     return Concept(spec=spec, item_mask=mask)

@@ -25,7 +25,9 @@ class LoaderOptions:
 
 def _amazon_files(options: LoaderOptions) -> tuple[Path, Path]:
     if options.path is None:
-        raise UserError("amazon needs --path (the reviews 5-core file, or a folder holding it and the meta file)")
+        raise UserError(
+            "amazon needs --path (the reviews 5-core file, or a folder holding it and the meta file)"
+        )
     if options.path.is_dir():
         reviews = sorted(options.path.glob("*_5.json*"))
         metas = sorted(options.path.glob("meta_*.json*"))
@@ -57,7 +59,9 @@ def load_raw(dataset: str, options: LoaderOptions) -> RawData:
         if options.path is None or options.items is None:
             raise UserError("tabular needs --path INTERACTIONS and --items ITEMS (CSV or Parquet files)")
         columns = (
-            TabularColumns.from_yaml(options.columns_yaml) if options.columns_yaml is not None else TabularColumns()
+            TabularColumns.from_yaml(options.columns_yaml)
+            if options.columns_yaml is not None
+            else TabularColumns()
         )
         overrides = {key: value for key, value in options.column_overrides.items() if value is not None}
         if overrides:

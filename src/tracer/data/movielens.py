@@ -32,7 +32,10 @@ def movielens_folder(name: str) -> Path:
     package, folder, _ = _SOURCES[name]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise UserError(f"{name} ships inside the `{package}` package, which is not installed: run `{_INSTALL_HINT[package]}`")
+        raise UserError(
+            f"{name} ships inside the `{package}` package, which is not installed: "
+            f"run `{_INSTALL_HINT[package]}`"
+        )
     return Path(spec.origin).parent / folder
 
 
@@ -61,7 +64,9 @@ def load_movielens(name: str, path: str | Path | None = None) -> RawData:
             "user_id": inter["user_id"],
             "item_id": inter["item_id"],
             "timestamp": timestamps.to_numpy(dtype=np.float64).astype(np.int64),
-            "rating": pd.to_numeric(inter.get("rating", pd.Series(np.nan, index=inter.index)), errors="coerce"),
+            "rating": pd.to_numeric(
+                inter.get("rating", pd.Series(np.nan, index=inter.index)), errors="coerce"
+            ),
         }
     )
     years = items["release_year"].str.replace(r"\.0$", "", regex=True)

@@ -109,7 +109,9 @@ def prepare_tables(raw: RawData, config: PrepareConfig) -> Prepared:
         "dropped_short_users": short_users,
         "dropped_items_without_interactions": int((~used).sum()),
     }
-    return Prepared(items=items, interactions=frame.reset_index(drop=True), valid=valid, test=test, report=report)
+    return Prepared(
+        items=items, interactions=frame.reset_index(drop=True), valid=valid, test=test, report=report
+    )
 
 
 def write_prepared(raw: RawData, config: PrepareConfig, out: str | Path, overwrite: bool = False) -> dict:

@@ -73,6 +73,7 @@ class SequenceData:
         keep[(np.cumsum(lengths) - lengths)[lengths > 0]] = False
         return flat[keep]
 
+
 def build_sequences(dataset: Dataset) -> SequenceData:
     """Turn a prepared dataset into index sequences (vectorised; ML-1M takes about a second)."""
     item_ids = dataset.items["item_id"].to_numpy()

@@ -44,7 +44,11 @@ def relearning_attack(
     trie = decoding_trie(Path(model_dir), sid_table)
     targets = concept_targets(data, concept)
     max_history = int(model.config_dict()["max_history"])
-    batch = TargetSampler(data, targets.forget_targets, attack.examples, max_history, attack.seed).sample().to(device)
+    batch = (
+        TargetSampler(data, targets.forget_targets, attack.examples, max_history, attack.seed)
+        .sample()
+        .to(device)
+    )
 
     def exposure() -> float:
         with torch.inference_mode():

@@ -58,24 +58,42 @@ def mass_sample(n_users: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_users, size=min(size, n_users), replace=False))
 
 
-def rank_users(model: GenerativeRecommender, trie: PrefixTrie, data: SequenceData, config: ErasureEvalConfig) -> Ranking:
+def rank_users(
+    model: GenerativeRecommender, trie: PrefixTrie, data: SequenceData, config: ErasureEvalConfig
+) -> Ranking:
     max_history = int(model.config_dict()["max_history"])
     items, scores = recommend_top_k(
-        model, trie, data.histories(config.split), config.k_max, max(config.beam_width, config.k_max),
-        config.batch_size, max_history, next(model.parameters()).device,
+        model,
+        trie,
+        data.histories(config.split),
+        config.k_max,
+        max(config.beam_width, config.k_max),
+        config.batch_size,
+        max_history,
+        next(model.parameters()).device,
     )
     return Ranking(data.user_ids, items, scores)
 
 
-def concept_scores(model: GenerativeRecommender, sid_table: SidTable, data: SequenceData, concept: Concept,
-                   config: ErasureEvalConfig) -> dict:
+def concept_scores(
+    model: GenerativeRecommender,
+    sid_table: SidTable,
+    data: SequenceData,
+    concept: Concept,
+    config: ErasureEvalConfig,
+) -> dict:
     """Concept mass (mean) and best concept rank (median) under the exact scorer over the full trie
     (the model's own distribution: a decode-time filter does not change it)."""
     users = mass_sample(data.n_users, config.mass_users, config.seed)
     histories = [data.histories(config.split)[u] for u in users]
     max_history = int(model.config_dict()["max_history"])
     scores = exact_score_users(
-        model, sid_table.trie(), histories, min(config.batch_size, 64), max_history, next(model.parameters()).device
+        model,
+        sid_table.trie(),
+        histories,
+        min(config.batch_size, 64),
+        max_history,
+        next(model.parameters()).device,
     )
     return {
         "users": len(users),
@@ -109,7 +127,9 @@ def compare_to_retrain(metrics: dict, ranking: Ranking, retrain: dict, retrain_r
     """Gaps to the gold standard and the top-10 overlap with its lists."""
     return {
         "retrain": retrain.get("model"),
-        "gap_retain_ndcg@10": abs(metrics["headline"]["retain_ndcg@10"] - retrain["headline"]["retain_ndcg@10"]),
+        "gap_retain_ndcg@10": abs(
+            metrics["headline"]["retain_ndcg@10"] - retrain["headline"]["retain_ndcg@10"]
+        ),
         "gap_exposure@10": abs(metrics["headline"]["exposure@10"] - retrain["headline"]["exposure@10"]),
         "top10_overlap": top_k_overlap(ranking.items, retrain_ranking.items),
         "retrain_seconds": retrain["cost"]["seconds"],
@@ -143,7 +163,9 @@ def evaluate_erasure(
         "params_total": sum(p.numel() for p in model.parameters()),
     }
     metrics["headline"] = headline(metrics)
-    metrics.update({"model": str(model_dir), "data": str(data_dir), "concept": concept_spec, "split": config.split})
+    metrics.update(
+        {"model": str(model_dir), "data": str(data_dir), "concept": concept_spec, "split": config.split}
+    )
     if retrain is not None:
         metrics["vs_retrain"] = compare_to_retrain(metrics, ranking, *retrain)
     return metrics, ranking
@@ -151,8 +173,14 @@ def evaluate_erasure(
 
 def format_headline(rows: dict[str, dict]) -> str:
     """A fixed-width table: one row per artifact name, the headline metrics as columns."""
-    columns = ["retain_ndcg@10", "forget_recall@10", "exposure@10", "exposure_fans@10", "concept_mass",
-               "median_concept_rank"]
+    columns = [
+        "retain_ndcg@10",
+        "forget_recall@10",
+        "exposure@10",
+        "exposure_fans@10",
+        "concept_mass",
+        "median_concept_rank",
+    ]
     width = max([len(name) for name in rows] + [8])
     lines = [" ".join([f"{'model':<{width}}"] + [f"{c:>19}" for c in columns])]
     for name, values in rows.items():

@@ -107,7 +107,10 @@ class GenerativeRecommender(nn.Module, ABC):
                 probs = self.soft_codes.probs[row[is_soft]]  # (S, n_levels, max_vocab)
                 tables = [emb.weight for emb in self.level_embeddings]
                 mixed = torch.stack(
-                    [probs[:, level, : tables[level].shape[0]] @ tables[level] for level in range(self.n_levels)],
+                    [
+                        probs[:, level, : tables[level].shape[0]] @ tables[level]
+                        for level in range(self.n_levels)
+                    ],
                     dim=1,
                 )  # (S, n_levels, d_model)
                 hard = hard.clone()

@@ -36,8 +36,16 @@ from tracer.training.config import load_preset
 from tracer.training.loop import train
 from tracer.unlearning.runner import EraseRequest, erase
 
-ROW_METRICS = ("retain_ndcg@10", "retain_recall@10", "forget_recall@10", "forget_ndcg@10", "exposure@10",
-               "exposure_fans@10", "concept_mass", "median_concept_rank")
+ROW_METRICS = (
+    "retain_ndcg@10",
+    "retain_recall@10",
+    "forget_recall@10",
+    "forget_ndcg@10",
+    "exposure@10",
+    "exposure_fans@10",
+    "concept_mass",
+    "median_concept_rank",
+)
 
 
 def slug(text: str) -> str:
@@ -47,7 +55,9 @@ def slug(text: str) -> str:
 class Bench:
     """One run of a :class:`BenchConfig` into ``out``."""
 
-    def __init__(self, config: BenchConfig, out: Path, command: str = "tracer bench", device: str = "cpu") -> None:
+    def __init__(
+        self, config: BenchConfig, out: Path, command: str = "tracer bench", device: str = "cpu"
+    ) -> None:
         self.config, self.out, self.command, self.device = config, Path(out), command, device
 
     # -- artifacts, each built once -----------------------------------------------------------------
@@ -60,8 +70,12 @@ class Bench:
             prepare = dict(plan.prepare)
             dataset = prepare.pop("dataset", plan.name)
             kcore = prepare.pop("kcore", None)
-            options = LoaderOptions(**{k: Path(v) if k in ("path", "meta", "items", "columns_yaml") else v
-                                       for k, v in prepare.items()})
+            options = LoaderOptions(
+                **{
+                    k: Path(v) if k in ("path", "meta", "items", "columns_yaml") else v
+                    for k, v in prepare.items()
+                }
+            )
             write_prepared(load_raw(dataset, options), PrepareConfig(kcore=kcore), folder, overwrite=True)
         return folder
 
@@ -78,7 +92,9 @@ class Bench:
             preset = settings.pop("preset", plan.name)
             config = load_preset(preset).replace(seed=seed, device=self.device, **settings)
             resume = has_training_state(folder)
-            train(config, self.data_dir(plan), self.sids_dir(plan), folder, resume=resume, overwrite=not resume)
+            train(
+                config, self.data_dir(plan), self.sids_dir(plan), folder, resume=resume, overwrite=not resume
+            )
         return folder
 
     def artifact(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
@@ -86,11 +102,19 @@ class Bench:
             return self.model_dir(plan, seed)
         folder = self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}"
         if not (folder / "manifest.json").is_file():
-            erase(EraseRequest(
-                model_dir=self.model_dir(plan, seed), data_dir=self.data_dir(plan), concept=concept, method=method,
-                out=folder, overrides=self.config.method_settings.get(method), seed=seed, overwrite=True,
-                device=self.device,
-            ))
+            erase(
+                EraseRequest(
+                    model_dir=self.model_dir(plan, seed),
+                    data_dir=self.data_dir(plan),
+                    concept=concept,
+                    method=method,
+                    out=folder,
+                    overrides=self.config.method_settings.get(method),
+                    seed=seed,
+                    overwrite=True,
+                    device=self.device,
+                )
+            )
         return folder
 
     # -- cells ----------------------------------------------------------------------------------------
@@ -115,17 +139,31 @@ class Bench:
         artifact = self.artifact(plan, concept, method, seed)
         data_dir = self.data_dir(plan)
         reference = None if method in ("retrain", "original") else retrain
-        metrics, ranking = evaluate_erasure(artifact, data_dir, concept, self.config.evaluation, self.device, reference)
+        metrics, ranking = evaluate_erasure(
+            artifact, data_dir, concept, self.config.evaluation, self.device, reference
+        )
         item_ids = load_dataset(data_dir).items["item_id"].to_numpy()
         write_parquet(self.recs_path(plan, concept, method, seed), ranking.to_frame(item_ids))
-        row = {"dataset": plan.name, "concept": concept, "method": method, "seed": seed,
-               **{key: metrics["headline"][key] for key in ROW_METRICS},
-               "seconds": metrics["cost"]["seconds"], "params_updated": metrics["cost"]["params_updated"]}
-        row.update({key: metrics.get("vs_retrain", {}).get(key)
-                    for key in ("gap_retain_ndcg@10", "gap_exposure@10", "top10_overlap")})
+        row = {
+            "dataset": plan.name,
+            "concept": concept,
+            "method": method,
+            "seed": seed,
+            **{key: metrics["headline"][key] for key in ROW_METRICS},
+            "seconds": metrics["cost"]["seconds"],
+            "params_updated": metrics["cost"]["params_updated"],
+        }
+        row.update(
+            {
+                key: metrics.get("vs_retrain", {}).get(key)
+                for key in ("gap_retain_ndcg@10", "gap_exposure@10", "top10_overlap")
+            }
+        )
         row["attack_exposure@10"] = None
         if self.config.attack is not None and method != "original":
-            attack = relearning_attack(artifact, data_dir, concept, self.config.attack, self.config.evaluation, self.device)
+            attack = relearning_attack(
+                artifact, data_dir, concept, self.config.attack, self.config.evaluation, self.device
+            )
             row["attack_exposure@10"] = attack["exposure@10_after"]
         manifest = artifact / "manifest.json"
         if method.startswith("tracer") and manifest.is_file():
@@ -138,8 +176,12 @@ class Bench:
 
     def run(self) -> dict:
         started = time.perf_counter()
-        cells = [(plan, concept, seed) for plan in self.config.datasets
-                 for concept in self.config.concepts[plan.name] for seed in self.config.seeds]
+        cells = [
+            (plan, concept, seed)
+            for plan in self.config.datasets
+            for concept in self.config.concepts[plan.name]
+            for seed in self.config.seeds
+        ]
         rows = []
         bar = tqdm(total=len(cells) * len(self.config.all_methods), desc="bench cells")
         for plan, concept, seed in cells:
@@ -157,7 +199,11 @@ class Bench:
         return self.results(rows, time.perf_counter() - started)
 
     def _as_metrics(self, row: dict) -> dict:
-        return {"model": row["method"], "headline": {k: row[k] for k in ROW_METRICS}, "cost": {"seconds": row["seconds"]}}
+        return {
+            "model": row["method"],
+            "headline": {k: row[k] for k in ROW_METRICS},
+            "cost": {"seconds": row["seconds"]},
+        }
 
     def _ranking(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Ranking:
         data = build_sequences(load_dataset(self.data_dir(plan)))
@@ -166,7 +212,8 @@ class Bench:
 
     # -- results -------------------------------------------------------------------------------------
     def examples(self) -> list[dict]:
-        """A few concept fans per (dataset, concept): recent history and top-10 of every method (first seed)."""
+        """A few concept fans per (dataset, concept): their recent history and every method's top-10
+        (first seed)."""
         out = []
         seed = self.config.seeds[0]
         for plan in self.config.datasets:
@@ -178,30 +225,54 @@ class Bench:
                 histories = data.histories("test")
                 share = concept_share(histories, mask)
                 fans = np.argsort(-share, kind="stable")[: self.config.examples]
-                lists = {m: Ranking.from_frame(pd.read_parquet(self.recs_path(plan, concept_spec, m, seed)),
-                                               data.user_ids, data.item_ids) for m in self.config.all_methods}
+                lists = {
+                    m: Ranking.from_frame(
+                        pd.read_parquet(self.recs_path(plan, concept_spec, m, seed)),
+                        data.user_ids,
+                        data.item_ids,
+                    )
+                    for m in self.config.all_methods
+                }
                 for user in fans:
-                    out.append({
-                        "dataset": plan.name, "concept": concept_spec, "user_id": str(data.user_ids[user]),
-                        "history": [{"title": str(titles[i]), "is_concept": bool(mask[i])} for i in histories[user][-10:]],
-                        "recommendations": {
-                            m: [{"title": str(titles[i]), "is_concept": bool(mask[i])} for i in r.items[user][:10] if i >= 0]
-                            for m, r in lists.items()
-                        },
-                    })
+                    out.append(
+                        {
+                            "dataset": plan.name,
+                            "concept": concept_spec,
+                            "user_id": str(data.user_ids[user]),
+                            "history": [
+                                {"title": str(titles[i]), "is_concept": bool(mask[i])}
+                                for i in histories[user][-10:]
+                            ],
+                            "recommendations": {
+                                m: [
+                                    {"title": str(titles[i]), "is_concept": bool(mask[i])}
+                                    for i in r.items[user][:10]
+                                    if i >= 0
+                                ]
+                                for m, r in lists.items()
+                            },
+                        }
+                    )
         return out
 
     def results(self, rows: list[dict], seconds: float) -> dict:
         entanglement = {}
         for row in rows:
             if row["method"] == "tracer" and "entanglement_before" in row:
-                entanglement.setdefault(f"{row['dataset']}|{row['concept']}", {
-                    "before": row["entanglement_before"], "after": row["entanglement_after"]})
+                entanglement.setdefault(
+                    f"{row['dataset']}|{row['concept']}",
+                    {"before": row["entanglement_before"], "after": row["entanglement_after"]},
+                )
         table = [{k: v for k, v in row.items() if not k.startswith("entanglement")} for row in rows]
         results = {
-            "meta": {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
-                     "processor": platform.processor() or platform.machine(), "command": self.command,
-                     "seconds": round(seconds, 1), "config": _plain(self.config)},
+            "meta": {
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "machine": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+                "command": self.command,
+                "seconds": round(seconds, 1),
+                "config": _plain(self.config),
+            },
             "rows": table,
             "entanglement": entanglement,
             "examples": self.examples(),
@@ -220,7 +291,8 @@ def _plain(config: BenchConfig) -> dict:
     return plain
 
 
-def run_bench(config: BenchConfig, out: str | Path, command: str = "tracer bench", device: str = "cpu") -> dict:
+def run_bench(
+    config: BenchConfig, out: str | Path, command: str = "tracer bench", device: str = "cpu"
+) -> dict:
     Path(out).mkdir(parents=True, exist_ok=True)
     return Bench(config, Path(out), command, device).run()
-

@@ -78,8 +78,12 @@ def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
     for name, plan in raw["datasets"].items():
         plan = plan or {}
         datasets.append(
-            DatasetPlan(name=name, prepare=plan.get("prepare", {"dataset": name}), sids=plan.get("sids", {}),
-                        train=plan.get("train", {"preset": name}))
+            DatasetPlan(
+                name=name,
+                prepare=plan.get("prepare", {"dataset": name}),
+                sids=plan.get("sids", {}),
+                train=plan.get("train", {"preset": name}),
+            )
         )
     missing = [d.name for d in datasets if d.name not in raw["concepts"]]
     if missing:

@@ -66,7 +66,8 @@ class UnlearningMethod(ABC):
         self.context = context
 
     def setup(self, model: GenerativeRecommender) -> None:
-        """Called once before the first step (hooks, extra parameters, ...)."""
+        """Called once before the first step (hooks, extra parameters, ...); nothing by default."""
+        return None
 
     def parameters(self, model: GenerativeRecommender) -> list[torch.nn.Parameter]:
         """The parameters the optimiser updates (theta by default)."""
@@ -112,7 +113,9 @@ def build_config(cls: type[UnlearningMethod], values: dict) -> EraseConfig:
     known = {f.name: f for f in dataclasses.fields(cls.config_class)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise UserError(f"unknown setting(s) {unknown} for method {cls.name!r}: valid keys are {sorted(known)}")
+        raise UserError(
+            f"unknown setting(s) {unknown} for method {cls.name!r}: valid keys are {sorted(known)}"
+        )
     typed = {}
     for key, value in values.items():
         default = known[key].default

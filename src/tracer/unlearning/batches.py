@@ -58,8 +58,12 @@ class TargetSampler:
             self.sequences.train_sequences[u][max(0, p - self.max_history) : p]
             for u, p in zip(self.users[picked], self.positions[picked])
         ]
-        items = [self.sequences.train_sequences[u][p] for u, p in zip(self.users[picked], self.positions[picked])]
-        return TargetBatch(pad_histories(histories, self.max_history), torch.as_tensor(np.array(items), dtype=torch.long))
+        items = [
+            self.sequences.train_sequences[u][p] for u, p in zip(self.users[picked], self.positions[picked])
+        ]
+        return TargetBatch(
+            pad_histories(histories, self.max_history), torch.as_tensor(np.array(items), dtype=torch.long)
+        )
 
     def sample(self) -> TargetBatch:
         if len(self._order) < self.batch_size:

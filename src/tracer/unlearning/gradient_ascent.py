@@ -47,4 +47,7 @@ class GradDiff(UnlearningMethod):
         else:
             retain = nll(model, batch.retain)
         total = -self.config.gamma * forget + self.config.alpha * retain
-        return total, {"forget_nll": float(forget.detach()), f"retain_{self.config.retain_loss}": float(retain.detach())}
+        return total, {
+            "forget_nll": float(forget.detach()),
+            f"retain_{self.config.retain_loss}": float(retain.detach()),
+        }

@@ -26,7 +26,9 @@ def nll(model: GenerativeRecommender, batch: TargetBatch) -> Tensor:
     return -sid_log_prob(model, batch).mean()
 
 
-def kl_to_reference(model: GenerativeRecommender, reference: GenerativeRecommender, batch: TargetBatch) -> Tensor:
+def kl_to_reference(
+    model: GenerativeRecommender, reference: GenerativeRecommender, batch: TargetBatch
+) -> Tensor:
     """Mean over examples and levels of KL(reference || model) of the per-level token distributions,
     teacher-forced on the batch's next items."""
     log_p = level_log_probs(model, batch)

@@ -22,12 +22,19 @@ class Retrain(UnlearningMethod):
 
         raw = self.context.model_config.get("train_config")
         if raw is None:
-            raise UserError("retrain needs the parent's training config (config.json 'train_config'): "
-                            "erase from a model written by `tracer train`")
+            raise UserError(
+                "retrain needs the parent's training config (config.json 'train_config'): "
+                "erase from a model written by `tracer train`"
+            )
         config = TrainConfig.from_dict(raw).replace(device=str(self.context.device))  # the parent's seed too
         with tempfile.TemporaryDirectory(prefix="tracer-retrain-") as scratch:
             run = Path(scratch) / "run"
-            train(config, self.context.data_dir, self.context.sids_dir, run,
-                  target_mask=~self.context.targets.forget_targets)
+            train(
+                config,
+                self.context.data_dir,
+                self.context.sids_dir,
+                run,
+                target_mask=~self.context.targets.forget_targets,
+            )
             retrained, _, _ = load_model_artifact(run, self.context.device)
         model.load_state_dict(retrained.state_dict())

@@ -85,4 +85,7 @@ class RMU(UnlearningMethod):
         target = self.coefficient * self.direction
         forget = (forget_hidden - target).pow(2).sum(-1).mean()
         retain = (retain_hidden - retain_reference).pow(2).sum(-1).mean()
-        return forget + self.config.alpha * retain, {"rmu_forget": float(forget.detach()), "rmu_retain": float(retain.detach())}
+        return forget + self.config.alpha * retain, {
+            "rmu_forget": float(forget.detach()),
+            "rmu_retain": float(retain.detach()),
+        }

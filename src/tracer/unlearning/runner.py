@@ -78,9 +78,15 @@ def count_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> in
 
 
 def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) -> list[dict]:
-    forget = TargetSampler(context.sequences, context.targets.forget_targets, config.batch_size, config.max_history, config.seed)
+    forget = TargetSampler(
+        context.sequences, context.targets.forget_targets, config.batch_size, config.max_history, config.seed
+    )
     retain = TargetSampler(
-        context.sequences, ~context.targets.forget_targets, config.batch_size, config.max_history, config.seed + 1
+        context.sequences,
+        ~context.targets.forget_targets,
+        config.batch_size,
+        config.max_history,
+        config.seed + 1,
     )
     optimizer = torch.optim.AdamW(method.parameters(model), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
@@ -100,7 +106,9 @@ def erase(request: EraseRequest) -> dict:
     """Erase ``request.concept`` from the model at ``request.model_dir``; returns the new manifest."""
     started = time.perf_counter()
     if request.out.exists() and not request.overwrite:
-        raise UserError(f"output folder {request.out} already exists: choose another --out or pass --overwrite")
+        raise UserError(
+            f"output folder {request.out} already exists: choose another --out or pass --overwrite"
+        )
     if request.out.resolve() == request.model_dir.resolve():
         raise UserError("--out must differ from the parent model folder: the parent is never modified")
     cls = method_class(request.method)
@@ -111,7 +119,8 @@ def erase(request: EraseRequest) -> dict:
     model, sid_table, model_config = load_model_artifact(request.model_dir)
     if model.n_items != dataset.n_items:
         raise UserError(
-            f"model {request.model_dir} has {model.n_items} items but {request.data_dir} has {dataset.n_items}: "
+            f"model {request.model_dir} has {model.n_items} items "
+            f"but {request.data_dir} has {dataset.n_items}: "
             "use the dataset the model was trained on"
         )
     sequences = build_sequences(dataset)
@@ -163,7 +172,10 @@ def erase(request: EraseRequest) -> dict:
     manifest = {
         **entry,
         "decode_exclude_item_ids": exclusions,
-        "chain": [*((parent or {}).get("chain", [])), {k: v for k, v in entry.items() if k != "concept_item_ids"}],
+        "chain": [
+            *((parent or {}).get("chain", [])),
+            {k: v for k, v in entry.items() if k != "concept_item_ids"},
+        ],
         "tracer_version": tracer.__version__,
     }
     with staged_output_dir(request.out, request.overwrite) as stage:

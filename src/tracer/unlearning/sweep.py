@@ -70,22 +70,42 @@ def run_sweep(request: SweepRequest) -> dict:
     for settings in settings_list:
         folder = request.out / cell_name(settings)
         if not (folder / "manifest.json").is_file():
-            erase(EraseRequest(
-                model_dir=request.model_dir, data_dir=request.data_dir, concept=request.concept,
-                method=request.method, out=folder, overrides=settings, seed=request.seed,
-                overwrite=True, device=request.device,
-            ))
+            erase(
+                EraseRequest(
+                    model_dir=request.model_dir,
+                    data_dir=request.data_dir,
+                    concept=request.concept,
+                    method=request.method,
+                    out=folder,
+                    overrides=settings,
+                    seed=request.seed,
+                    overwrite=True,
+                    device=request.device,
+                )
+            )
         metrics = _evaluated(folder, request, evaluation)
-        rows.append({"cell": folder.name, "settings": settings, **metrics["headline"],
-                     "seconds": metrics["cost"]["seconds"], "score": sweep_score(metrics, parent)})
+        rows.append(
+            {
+                "cell": folder.name,
+                "settings": settings,
+                **metrics["headline"],
+                "seconds": metrics["cost"]["seconds"],
+                "score": sweep_score(metrics, parent),
+            }
+        )
     if not rows:
         raise UserError(f"the sweep grid of {request.method!r} is empty")
     table = pd.DataFrame(rows)
     write_parquet(request.out / "sweep.parquet", table.assign(settings=table["settings"].map(str)))
     best = max(rows, key=lambda row: row["score"])
     summary = {
-        "method": request.method, "concept": request.concept, "selected_on": "valid",
-        "parent": parent["headline"], "default": rows[0], "best": best, "rows": rows,
+        "method": request.method,
+        "concept": request.concept,
+        "selected_on": "valid",
+        "parent": parent["headline"],
+        "default": rows[0],
+        "best": best,
+        "rows": rows,
         "table": table.drop(columns=["settings"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"),
     }
     write_json(request.out / "sweep.json", summary)
@@ -96,6 +116,8 @@ def _evaluated_parent(request: SweepRequest, evaluation: ErasureEvalConfig) -> d
     path = request.out / "parent_valid_metrics.json"
     if path.is_file():
         return read_json(path)
-    metrics, _ = evaluate_erasure(request.model_dir, request.data_dir, request.concept, evaluation, request.device)
+    metrics, _ = evaluate_erasure(
+        request.model_dir, request.data_dir, request.concept, evaluation, request.device
+    )
     write_json(path, metrics)
     return metrics

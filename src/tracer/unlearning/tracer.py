@@ -54,7 +54,9 @@ def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
 def retain_code_shares(level_codes: np.ndarray, concept_mask: np.ndarray, codebook_size: int) -> Tensor:
     """rho (L, K): share of retain (non-concept) items whose level-l code is k (Eq. 11)."""
     retain = level_codes[~concept_mask]
-    counts = np.stack([np.bincount(retain[:, level], minlength=codebook_size) for level in range(retain.shape[1])])
+    counts = np.stack(
+        [np.bincount(retain[:, level], minlength=codebook_size) for level in range(retain.shape[1])]
+    )
     return torch.as_tensor(counts / max(len(retain), 1), dtype=torch.float64)
 
 
@@ -75,17 +77,22 @@ class Tracer(UnlearningMethod):
         context, config = self.context, self.config
         tokenization = load_tokenization(context.sids_dir)
         self.items = torch.as_tensor(context.concept.item_indices, dtype=torch.long, device=context.device)
-        self.residuals = torch.as_tensor(tokenization.residuals[context.concept.item_indices], device=context.device)
+        self.residuals = torch.as_tensor(
+            tokenization.residuals[context.concept.item_indices], device=context.device
+        )
         self.codebooks = torch.as_tensor(tokenization.codebooks, device=context.device)
         levels, codebook_size = tokenization.levels, tokenization.codebook_size
-        self.phi = torch.zeros(len(self.items), levels, codebook_size, dtype=torch.float64, device=context.device)
-        self.phi.requires_grad_(config.reassign)
-        self.rho = retain_code_shares(context.sid_table.level_codes, context.concept.item_mask, codebook_size).to(
-            context.device
+        self.phi = torch.zeros(
+            len(self.items), levels, codebook_size, dtype=torch.float64, device=context.device
         )
+        self.phi.requires_grad_(config.reassign)
+        self.rho = retain_code_shares(
+            context.sid_table.level_codes, context.concept.item_mask, codebook_size
+        ).to(context.device)
         vectors = np.load(context.sids_dir / "item_vectors.npy")
         self.neighbours = torch.as_tensor(
-            nearest_retain_items(vectors, context.concept.item_mask, config.coherence_neighbours), device=context.device
+            nearest_retain_items(vectors, context.concept.item_mask, config.coherence_neighbours),
+            device=context.device,
         )  # (n_items, K_c); rows of concept items are meaningful
         self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
         self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
@@ -98,7 +105,9 @@ class Tracer(UnlearningMethod):
 
     def soft_codes(self, model: GenerativeRecommender, q: Tensor) -> SoftCodes:
         """q padded into (M, n_levels, max_vocab), the dedup digit as a one-hot of its stored code."""
-        probs = torch.zeros(len(self.items), model.n_levels, model.max_vocab, dtype=torch.float32, device=q.device)
+        probs = torch.zeros(
+            len(self.items), model.n_levels, model.max_vocab, dtype=torch.float32, device=q.device
+        )
         levels = q.shape[1]
         probs[:, :levels, : q.shape[2]] = q.to(torch.float32)
         extra = torch.nn.functional.one_hot(self.dedup, model.max_vocab).to(torch.float32)
@@ -181,10 +190,16 @@ class Tracer(UnlearningMethod):
 
 # -- ablations (METHOD.md section 4): the same method with one part switched off --------------------
 def _ablation(name: str, **changes) -> type[Tracer]:
-    config_class = dataclass(type(f"{name.title().replace('-', '')}Config", (TracerConfig,), {
-        "__annotations__": {key: type(value) for key, value in changes.items()}, **changes
-    }))
-    return register_method(type(name.title().replace("-", ""), (Tracer,), {"name": name, "config_class": config_class}))
+    config_class = dataclass(
+        type(
+            f"{name.title().replace('-', '')}Config",
+            (TracerConfig,),
+            {"__annotations__": {key: type(value) for key, value in changes.items()}, **changes},
+        )
+    )
+    return register_method(
+        type(name.title().replace("-", ""), (Tracer,), {"name": name, "config_class": config_class})
+    )
 
 
 TracerNoReassign = _ablation("tracer-no-reassign", reassign=False)
