@@ -29,13 +29,21 @@ def world(tmp_path_factory):
 
 def make_context(world, needs_reference: bool):
     dataset = load_dataset(world.data_dir)
-    model, table, _ = load_model_artifact(world.model_dir)
+    model, table, model_config = load_model_artifact(world.model_dir)
     sequences = build_sequences(dataset)
     concept = resolve_concept(dataset, "Horror")
     targets = concept_targets(sequences, concept)
     reference = copy.deepcopy(model).requires_grad_(False) if needs_reference else None
     context = ErasureContext(
-        sequences, concept, targets, table, world.model_dir / "sids", reference, torch.device("cpu")
+        data_dir=world.data_dir,
+        model_config=model_config,
+        sequences=sequences,
+        concept=concept,
+        targets=targets,
+        sid_table=table,
+        sids_dir=world.model_dir / "sids",
+        reference=reference,
+        device=torch.device("cpu"),
     )
     forget = TargetSampler(sequences, targets.forget_targets, 16, 8, seed=0).sample()
     retain = TargetSampler(sequences, ~targets.forget_targets, 16, 8, seed=1).sample()

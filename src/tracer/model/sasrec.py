@@ -38,6 +38,7 @@ class SASRecConfig:
     n_heads: int = 2
     ffn_multiplier: int = 4
     dropout: float = 0.2
+    attention_dropout: float = 0.0
     max_len: int = 200
     norm_first: bool = True
 
@@ -46,8 +47,8 @@ class SASRecConfig:
             raise ValueError(f"n_items must be >= 1, got {self.n_items}")
         if self.hidden_size % self.n_heads != 0:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_heads {self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0):
+            raise ValueError(f"dropouts must be in [0, 1), got {self.dropout}, {self.attention_dropout}")
         if self.max_len < 1 or self.n_layers < 1:
             raise ValueError("max_len and n_layers must be >= 1")
 
@@ -55,7 +56,15 @@ class SASRecConfig:
 class CausalSelfAttentionBlock(nn.Module):
     """One Transformer block: multi-head self-attention under a given mask, then a feed-forward net."""
 
-    def __init__(self, hidden_size: int, n_heads: int, ffn_size: int, dropout: float, norm_first: bool):
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        ffn_size: int,
+        dropout: float,
+        attention_dropout: float,
+        norm_first: bool,
+    ):
         super().__init__()
         self.n_heads = n_heads
         self.norm_first = norm_first
@@ -64,13 +73,12 @@ class CausalSelfAttentionBlock(nn.Module):
         self.feed_forward = nn.Sequential(
             nn.Linear(hidden_size, ffn_size),
             nn.GELU(),
-            nn.Dropout(dropout),
             nn.Linear(ffn_size, hidden_size),
         )
         self.attention_norm = nn.LayerNorm(hidden_size)
         self.feed_forward_norm = nn.LayerNorm(hidden_size)
         self.dropout = nn.Dropout(dropout)
-        self.attention_dropout = dropout
+        self.attention_dropout = attention_dropout
 
     def attend(self, x: Tensor, allowed: Tensor) -> Tensor:
         """x (B, T, d), allowed (B, 1, T, T) bool (True = query may attend to key) -> (B, T, d)."""
@@ -109,7 +117,12 @@ class SASRec(nn.Module):
         self.input_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             CausalSelfAttentionBlock(
-                hidden, config.n_heads, config.ffn_multiplier * hidden, config.dropout, config.norm_first
+                hidden,
+                config.n_heads,
+                config.ffn_multiplier * hidden,
+                config.dropout,
+                config.attention_dropout,
+                config.norm_first,
             )
             for _ in range(config.n_layers)
         )
@@ -141,7 +154,7 @@ class SASRec(nn.Module):
         allowed = (causal & real[:, None, :]) | diagonal  # (B, T, T)
         allowed = allowed[:, None]  # (B, 1, T, T), broadcast over heads
         for block in self.blocks:
-            x = block(x, allowed) * real[..., None]
+            x = block(x, allowed)  # padded positions attend only to themselves: no effect on real ones
         return self.final_norm(x) * real[..., None]
 
     def score(self, hidden: Tensor) -> Tensor:

@@ -13,6 +13,8 @@ the argmax of the soft assignment at ``phi = 0`` always agree exactly:
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,10 @@ TOKENIZER_FILE = "tokenizer.safetensors"
 # Relative rounding error allowed for the float64 expansion before a row is recomputed directly.
 _NEAR_TIE_RELATIVE = 1e-9
 _CHUNK_ROWS = 16384
+# Codewords shorter than this share of the data's RMS norm are rounding noise (snapped to zero).
+NEGLIGIBLE_RELATIVE = 1e-6
+# Elements of the (rows, K, d) difference tensor built at once by the direct formula.
+_DIRECT_ELEMENTS = 1 << 22
 
 
 @dataclass
@@ -54,34 +60,72 @@ class Tokenization:
         return self.codebooks.shape[1]
 
 
+def default_codebook_size(n_items: int) -> int:
+    """K for a catalogue of ``n_items`` when the user gives none: the power of two nearest (in log
+    scale) to ``2 * sqrt(n_items)``, clipped to [16, 256] and to ``n_items``.
+
+    Small catalogues need small codebooks: with K = 256 on 1.7k items the deep residuals are almost
+    zero and crowd a few codes, so collisions go *up* (METHOD.md section 6). The rule gives K = 64 for
+    ML-100k (1,682 items), K = 128 for ML-1M (3,883) and TIGER's K = 256 from about 8.2k items (the
+    Amazon 5-core catalogues of 12k-18k items).
+    """
+    if n_items < 2:
+        raise ValueError(f"need at least 2 items, got {n_items}")
+    target = 2.0 * math.sqrt(n_items)
+    size = 2 ** round(math.log2(target))
+    return int(min(max(size, 16), 256, n_items))
+
+
 def squared_distances(residuals: Tensor, codebook: Tensor) -> Tensor:
     """Squared distances (n, d) x (K, d) -> float64 (n, K), exact enough to decide every argmin.
 
     Accepts any float dtype; works without autograd (distances of frozen tensors).
     """
+    return torch.cat([block for block in _distance_blocks(residuals, codebook)])
+
+
+def _distance_blocks(residuals: Tensor, codebook: Tensor) -> Iterator[Tensor]:
+    """float64 distance blocks (<= _CHUNK_ROWS, K) of consecutive rows, near ties recomputed directly."""
     with torch.no_grad():
-        r = residuals.detach().to(torch.float64)
-        c = codebook.detach().to(torch.float64)
+        c = codebook.detach().to(device=residuals.device, dtype=torch.float64)
         c_norm = (c * c).sum(-1)
-        out = torch.empty((r.shape[0], c.shape[0]), dtype=torch.float64, device=r.device)
-        for start in range(0, r.shape[0], _CHUNK_ROWS):
-            block = r[start : start + _CHUNK_ROWS]
+        rows_per_step = max(1, _DIRECT_ELEMENTS // (c.shape[0] * c.shape[1]))
+        for block in residuals.detach().split(_CHUNK_ROWS):
+            block = block.to(torch.float64)
             r_norm = (block * block).sum(-1)
             dist = (r_norm[:, None] - 2.0 * (block @ c.T) + c_norm[None, :]).clamp_min_(0.0)
             if c.shape[0] > 1:
                 two = dist.topk(2, dim=1, largest=False).values
                 tolerance = _NEAR_TIE_RELATIVE * (r_norm + c_norm.max()) + 1e-300
                 near = torch.nonzero(two[:, 1] - two[:, 0] <= tolerance).flatten()
-                if len(near):
-                    dist[near] = ((block[near, None, :] - c[None, :, :]) ** 2).sum(-1)
-            out[start : start + len(block)] = dist
-    return out
+                for part in near.split(rows_per_step):
+                    dist[part] = ((block[part, None, :] - c[None, :, :]) ** 2).sum(-1)
+            yield dist
+
+
+def snap_negligible_codewords(codebook: np.ndarray, scale: float) -> np.ndarray:
+    """Set codewords (K, d) shorter than ``NEGLIGIBLE_RELATIVE * scale`` to exactly zero.
+
+    Where a level has nothing left to quantise (duplicate items, perfectly reconstructed residuals),
+    k-means returns centroids made of rounding noise (~1e-14) whose distances differ by ~1e-27: no
+    softmax at any temperature can tell them apart. Exact zero codewords tie exactly instead, so the
+    first one wins both the stored argmin and the soft assignment's argmax. ``scale``: the RMS norm
+    of the tokenised vectors.
+    """
+    codebook = codebook.copy()
+    codebook[np.linalg.norm(codebook.astype(np.float64), axis=1) < NEGLIGIBLE_RELATIVE * scale] = 0.0
+    return codebook
+
+
+def rms_norm(vectors: np.ndarray) -> float:
+    """sqrt(mean ||v||^2) of (n, d) vectors."""
+    return float(np.sqrt(np.mean(np.sum(np.asarray(vectors, dtype=np.float64) ** 2, axis=1))))
 
 
 def nearest_codes(vectors: np.ndarray | Tensor, codebook: np.ndarray | Tensor) -> np.ndarray:
-    """Index of the nearest codeword of every row: (n, d), (K, d) -> int64 (n,)."""
-    dist = squared_distances(torch.as_tensor(vectors), torch.as_tensor(codebook))
-    return dist.argmin(dim=1).numpy().astype(np.int64)
+    """Index of the nearest codeword of every row: (n, d), (K, d) -> int64 (n,), block by block."""
+    blocks = _distance_blocks(torch.as_tensor(vectors), torch.as_tensor(codebook))
+    return torch.cat([block.argmin(dim=1) for block in blocks]).cpu().numpy().astype(np.int64)
 
 
 def residual_quantize(vectors: np.ndarray, codebooks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +167,9 @@ def soft_assignment(
         raise ValueError(f"tau must be positive, got {tau}")
     n, levels, _ = residuals.shape
     if codebooks.shape[0] != levels or codebooks.shape[2] != residuals.shape[2]:
-        raise ValueError(f"codebooks {tuple(codebooks.shape)} do not match residuals {tuple(residuals.shape)}")
+        raise ValueError(
+            f"codebooks {tuple(codebooks.shape)} do not match residuals {tuple(residuals.shape)}"
+        )
     distances = torch.stack(
         [squared_distances(residuals[:, level], codebooks[level]) for level in range(levels)], dim=1
     )  # (n, L, K)
@@ -138,7 +184,9 @@ def soft_assignment(
 
 def codebook_usage(codes: np.ndarray, codebook_size: int) -> np.ndarray:
     """Code counts per level: codes (n, L) -> int64 (L, K)."""
-    return np.stack([np.bincount(codes[:, level], minlength=codebook_size) for level in range(codes.shape[1])])
+    return np.stack(
+        [np.bincount(codes[:, level], minlength=codebook_size) for level in range(codes.shape[1])]
+    )
 
 
 def save_tokenization(folder: str | Path, tokenization: Tokenization) -> Path:

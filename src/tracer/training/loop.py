@@ -233,6 +233,7 @@ def _train_epoch(
     total_loss = all_reduce_sum([float(loss_sum)], context)[0]
     return {
         "loss": total_loss / max(targets_done, 1),
+        "targets": targets_done,
         "train_seconds": seconds,
         "targets_per_second": targets_done / max(seconds, 1e-9),
         "lr": optimizer.param_groups[0]["lr"],
@@ -280,8 +281,18 @@ def train(
         shutdown(context)
 
 
-def _train(config, data_dir, sids_dir, out_dir, resume, overwrite, stop_after_epochs, show_progress, context,
-           target_mask=None):
+def _train(
+    config,
+    data_dir,
+    sids_dir,
+    out_dir,
+    resume,
+    overwrite,
+    stop_after_epochs,
+    show_progress,
+    context,
+    target_mask=None,
+):
     dataset = load_dataset(data_dir)
     data = build_sequences(dataset)
     sid_table = SidTable.load(sids_dir)
