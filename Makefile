@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # glibc settings that avoid page-fault storms on large short-lived tensors (ARCHITECTURE.md).
-RUNENV := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
+RUNENV := OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 DEMO_OUT ?= demo-out
 
 .PHONY: install demo test lint bench clean

@@ -58,6 +58,7 @@ from tracer.training.distributed import (
     DistContext,
     all_reduce_sum,
     barrier,
+    broadcast_flag,
     init_distributed,
     shard,
     shutdown,
@@ -153,8 +154,10 @@ def validate(
     return {f"valid_ndcg@{VALID_K}": sums[0] / sums[2], f"valid_recall@{VALID_K}": sums[1] / sums[2]}
 
 
-def _prepare_out_dir(out_dir: Path, config: TrainConfig, sid_table: SidTable, resume: bool, overwrite: bool):
-    """Refuse/clear/reuse ``out_dir`` (rank 0 only); returns True when there is a state to resume."""
+def _prepare_out_dir(
+    out_dir: Path, config: TrainConfig, sid_table: SidTable, resume: bool, overwrite: bool
+) -> None:
+    """Refuse, clear or reuse ``out_dir`` (rank 0 only)."""
     if resume and has_training_state(out_dir):
         saved = TrainConfig.load(out_dir / TRAIN_CONFIG_FILE).to_dict()
         wanted = config.to_dict()
@@ -164,7 +167,7 @@ def _prepare_out_dir(out_dir: Path, config: TrainConfig, sid_table: SidTable, re
                 f"{out_dir} was trained with another config ({out_dir / TRAIN_CONFIG_FILE}): "
                 "resume with the same preset or choose a new --out"
             )
-        return True
+        return
     if out_dir.exists() and any(out_dir.iterdir()):
         killed_before_first_epoch = resume and (out_dir / TRAIN_CONFIG_FILE).is_file()
         if not (overwrite or killed_before_first_epoch):
@@ -175,7 +178,6 @@ def _prepare_out_dir(out_dir: Path, config: TrainConfig, sid_table: SidTable, re
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save(out_dir / TRAIN_CONFIG_FILE)
     sid_table.save(out_dir / "sids")
-    return False
 
 
 def copy_tokenizer_state(sids_dir: Path, out_dir: Path) -> None:
@@ -282,25 +284,30 @@ def train(
 
 
 def _train(
-    config,
-    data_dir,
-    sids_dir,
-    out_dir,
-    resume,
-    overwrite,
-    stop_after_epochs,
-    show_progress,
-    context,
-    target_mask=None,
-):
+    config: TrainConfig,
+    data_dir: Path,
+    sids_dir: Path,
+    out_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    stop_after_epochs: int | None,
+    show_progress: bool,
+    context: DistContext,
+    target_mask: np.ndarray | None,
+) -> dict:
     dataset = load_dataset(data_dir)
     data = build_sequences(dataset)
     sid_table = SidTable.load(sids_dir)
     check_item_alignment(sid_table, data.item_ids, str(sids_dir), str(data_dir))
-    resuming = _prepare_out_dir(out_dir, config, sid_table, resume, overwrite) if context.is_main else False
+    refusal = None
     if context.is_main:
-        copy_tokenizer_state(sids_dir, out_dir)
-    barrier(context)
+        try:
+            _prepare_out_dir(out_dir, config, sid_table, resume, overwrite)
+            copy_tokenizer_state(sids_dir, out_dir)
+        except UserError as error:
+            refusal = error
+    if not broadcast_flag(refusal is None, context):  # the other ranks must not wait for rank 0 forever
+        raise refusal or UserError(f"rank 0 could not prepare {out_dir}: see its error message")
     resuming = has_training_state(out_dir) and resume
 
     model = build_model(config, sid_table).to(context.device)
@@ -360,7 +367,7 @@ def _train(
         "world_size": context.world_size,
         "final_weights_sha256": final_weights,
         "seconds_this_call": time.perf_counter() - run_start,
-        "train_seconds": sum(e["train_seconds"] + e["eval_seconds"] for e in progress.log),
+        "seconds_in_epochs": sum(e["train_seconds"] + e["eval_seconds"] for e in progress.log),
         **metrics,
     }
     if context.is_main:

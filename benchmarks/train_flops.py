@@ -1,0 +1,211 @@
+"""Training speed as achieved model FLOP/s next to this machine's dense matmul FLOP/s, same run.
+
+For every backbone given, trains the preset to early stop (``tracer.training.loop.train``) and reports:
+time to early stop, epochs, valid/test Recall/NDCG@5/10, training throughput (targets/s over the
+training steps only, validation excluded) and achieved model FLOP/s = FLOPs per target x targets/s.
+FLOPs per target are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward + backward
+of a real training batch (matmuls and attention; element-wise work is not counted). The matmul
+reference is the best of several timed fp32 ``torch.mm`` of 2048 x 2048 matrices, measured right
+before and right after training in the same process.
+
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_WAIT_POLICY=PASSIVE \\
+      .venv/bin/python benchmarks/train_flops.py --data runs/ml-100k/data \\
+      --sids runs/ml-100k/sids-rq-kmeans --preset ml-100k --backbone causal --backbone tiger
+
+Writes ``benchmarks/results/training_<label>.json`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tracer.data.artifact import load_dataset
+from tracer.data.sequences import build_sequences
+from tracer.io import read_json, write_json
+from tracer.semantic_ids.sid_table import SidTable
+from tracer.training.batches import TrainingExamples
+from tracer.training.config import TrainConfig, load_preset
+from tracer.training.loop import build_model, make_optimizer, model_max_history, train
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def matmul_flops(size: int = 2048, repeats: int = 8) -> float:
+    """Best-of-``repeats`` fp32 FLOP/s of one (size x size) @ (size x size) product."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best
+
+
+def flops_per_target(config: TrainConfig, data_dir: str, sids_dir: str) -> tuple[float, int]:
+    """Counted forward + backward FLOPs per training target on the first batch of epoch 0; params."""
+    data = build_sequences(load_dataset(data_dir))
+    model = build_model(config, SidTable.load(sids_dir))
+    examples = TrainingExamples(data, model.batch_kind, model_max_history(model))
+    step = next(examples.epoch_steps(config.batch_size, config.seed, 0))
+    with FlopCounterMode(display=False) as counter:
+        step.batch.target_nll(model).sum().backward()
+    return counter.get_total_flops() / step.global_targets, sum(p.numel() for p in model.parameters())
+
+
+def step_throughput(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> float:
+    """Training targets/s over ``steps`` optimiser steps (after one warm-up step), no validation:
+    for backbones too slow to train to early stop here (tiger on a CPU)."""
+    data = build_sequences(load_dataset(data_dir))
+    model = build_model(config, SidTable.load(sids_dir)).train()
+    optimizer = make_optimizer(model, config)
+    examples = TrainingExamples(data, model.batch_kind, model_max_history(model))
+    done, start = 0, 0.0
+    for index, step in enumerate(examples.epoch_steps(config.batch_size, config.seed, 0)):
+        if index == 1:
+            start = time.perf_counter()
+        loss = step.batch.target_nll(model).sum() / step.global_targets
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        done += step.global_targets if index >= 1 else 0
+        if index == steps:
+            break
+    return done / (time.perf_counter() - start)
+
+
+def benchmark_steps(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> dict:
+    per_target, params = flops_per_target(config, data_dir, sids_dir)
+    peak_before = matmul_flops()
+    targets_per_second = step_throughput(config, data_dir, sids_dir, steps)
+    peak_after = matmul_flops()
+    achieved = per_target * targets_per_second
+    return {
+        "backbone": config.backbone,
+        "config": config.to_dict(),
+        "parameters": params,
+        "measured_steps": steps,
+        "targets_per_second": targets_per_second,
+        "flops_per_target": per_target,
+        "achieved_flops": achieved,
+        "matmul_flops_before": peak_before,
+        "matmul_flops_after": peak_after,
+        "share_of_matmul": achieved / ((peak_before + peak_after) / 2),
+    }
+
+
+def benchmark(config: TrainConfig, data_dir: str, sids_dir: str, out_dir: Path) -> dict:
+    per_target, params = flops_per_target(config, data_dir, sids_dir)
+    peak_before = matmul_flops()
+    start = time.perf_counter()
+    summary = train(config, data_dir, sids_dir, out_dir, overwrite=True)
+    seconds = time.perf_counter() - start
+    peak_after = matmul_flops()
+    log = read_json(out_dir / "train_log.json")
+    train_seconds = sum(entry["train_seconds"] for entry in log)
+    targets_per_second = (
+        sum(entry["targets_per_second"] * entry["train_seconds"] for entry in log) / train_seconds
+    )
+    achieved = per_target * targets_per_second
+    peak = (peak_before + peak_after) / 2
+    return {
+        "backbone": config.backbone,
+        "config": config.to_dict(),
+        "parameters": params,
+        "seconds_to_early_stop": seconds,
+        "train_step_seconds": train_seconds,
+        "validation_seconds": sum(entry["eval_seconds"] for entry in log),
+        "epochs": summary["epochs"],
+        "best_epoch": summary["best_epoch"],
+        "stopped_early": summary["stopped_early"],
+        "valid": summary["valid"]["all"],
+        "test": summary["test"]["all"],
+        "targets_per_second": targets_per_second,
+        "flops_per_target": per_target,
+        "achieved_flops": achieved,
+        "matmul_flops_before": peak_before,
+        "matmul_flops_after": peak_after,
+        "share_of_matmul": achieved / peak,
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    head = (
+        "| backbone | params | epochs (best) | s to early stop | valid R@5 / N@5 / R@10 / N@10 | "
+        "test R@5 / N@5 / R@10 / N@10 | targets/s | model GFLOP/s | matmul GFLOP/s | share |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        peak = (r["matmul_flops_before"] + r["matmul_flops_after"]) / 2
+        if "valid" not in r:  # throughput only
+            lines.append(
+                f"| {r['backbone']} | {r['parameters']:,} | ({r['measured_steps']} steps only) | - | - | - | "
+                f"{r['targets_per_second']:,.0f} | {r['achieved_flops'] / 1e9:.1f} | {peak / 1e9:.1f} | "
+                f"{r['share_of_matmul']:.0%} |"
+            )
+            continue
+        v, t = r["valid"], r["test"]
+        lines.append(
+            f"| {r['backbone']} | {r['parameters']:,} | {r['epochs']} ({r['best_epoch']}) | "
+            f"{r['seconds_to_early_stop']:.0f} | "
+            f"{v['recall@5']:.4f} / {v['ndcg@5']:.4f} / {v['recall@10']:.4f} / {v['ndcg@10']:.4f} | "
+            f"{t['recall@5']:.4f} / {t['ndcg@5']:.4f} / {t['recall@10']:.4f} / {t['ndcg@10']:.4f} | "
+            f"{r['targets_per_second']:,.0f} | {r['achieved_flops'] / 1e9:.1f} | {peak / 1e9:.1f} | "
+            f"{r['share_of_matmul']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--sids", required=True)
+    parser.add_argument("--preset", default="ml-100k")
+    parser.add_argument("--backbone", action="append", help="Backbones to run (default: the preset's).")
+    parser.add_argument("--runs", default="bench-out/training", help="Where the run folders go.")
+    parser.add_argument("--label", default=None, help="Results file label (default: the preset name).")
+    parser.add_argument(
+        "--steps-only",
+        action="append",
+        default=[],
+        metavar="BACKBONE",
+        help="Measure this backbone's throughput over --steps steps instead of training to early stop.",
+    )
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    base = load_preset(args.preset)
+    rows = []
+    for backbone in args.backbone or [base.backbone]:
+        config = base.replace(backbone=backbone)  # like `tracer train --backbone`: same model overrides
+        out_dir = Path(args.runs) / f"{Path(args.preset).stem}-{backbone}"
+        rows.append(benchmark(config, args.data, args.sids, out_dir))
+    for backbone in args.steps_only:
+        rows.append(benchmark_steps(base.replace(backbone=backbone), args.data, args.sids, args.steps))
+    label = args.label or Path(args.preset).stem
+    machine = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_after": os.getloadavg(),
+        "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_")},
+    }
+    write_json(RESULTS / f"training_{label}.json", {"machine": machine, "runs": rows})
+    print(json.dumps(machine))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Training configuration: one typed dataclass, loaded from a preset YAML in ``configs/``.
+
+A preset file has three sections::
+
+    backbone: causal            # or tiger
+    model:                      # a model preset of tracer.model.registry + overrides of its fields
+      preset: small
+      dropout: 0.1
+    train:                      # the fields of TrainConfig below (all optional)
+      batch_size: 128
+      lr: 0.002
+
+``--preset`` takes the name of a file in ``configs/`` (without ``.yaml``) or a path to a YAML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+import tracer
+from tracer.errors import UserError
+from tracer.io import atomic_path
+
+BACKBONES = ("causal", "tiger")
+SECTIONS = ("backbone", "model", "train")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (with the data and SIDs it reads).
+
+    ``batch_size`` counts rows per optimiser step over all processes: (history, target) examples for
+    ``target`` backbones, sequence windows of ``max_history + 1`` items for ``sequence`` backbones.
+    The learning rate warms up linearly over ``warmup_steps`` then follows a cosine down to
+    ``lr * min_lr_ratio`` at the end of ``max_epochs``. Validation NDCG@10 is computed every epoch on
+    all validation users (``eval_users: null``) or a fixed seeded sample of that many; training stops
+    after ``patience`` epochs without improvement and keeps the best epoch's weights.
+    ``max_history`` (null: the model preset's) sets the model's history length, which is also the
+    training window. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    backbone: str = "causal"
+    model_preset: str = "small"
+    model_overrides: dict = field(default_factory=dict)
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    max_epochs: int = 50
+    patience: int = 3
+    max_history: int | None = None
+    eval_users: int | None = None
+    eval_beam_width: int = 20
+    eval_batch_size: int = 256
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise UserError(f"unknown backbone {self.backbone!r}: choose one of {', '.join(BACKBONES)}")
+        positive = ("batch_size", "max_epochs", "patience", "eval_beam_width", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UserError(f"train.{name} must be >= 1, got {getattr(self, name)}: fix the preset")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
+            raise UserError("train.lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0: fix the preset")
+        if self.max_history is not None and self.max_history < 1:
+            raise UserError(f"train.max_history must be null or >= 1, got {self.max_history}: fix the preset")
+        if self.eval_users is not None and self.eval_users < 1:
+            raise UserError(f"train.eval_users must be null or >= 1, got {self.eval_users}: fix the preset")
+        if self.eval_beam_width < 10:
+            raise UserError(
+                "train.eval_beam_width must be >= 10 (validation ranks the top 10): fix the preset"
+            )
+
+    def to_dict(self) -> dict:
+        """The preset-file form (three sections)."""
+        train = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _MODEL_FIELDS
+        }
+        return {
+            "backbone": self.backbone,
+            "model": {"preset": self.model_preset, **self.model_overrides},
+            "train": train,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> TrainConfig:
+        if not isinstance(raw, dict):
+            raise UserError(f"{source} must be a mapping with sections {', '.join(SECTIONS)}")
+        unknown = sorted(set(raw) - set(SECTIONS))
+        if unknown:
+            raise UserError(
+                f"{source}: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(SECTIONS)}"
+            )
+        model = dict(raw.get("model") or {})
+        train = dict(raw.get("train") or {})
+        allowed = [f.name for f in dataclasses.fields(cls) if f.name not in _MODEL_FIELDS]
+        bad = sorted(set(train) - set(allowed))
+        if bad:
+            raise UserError(f"{source}: unknown train key(s) {', '.join(bad)}; allowed: {', '.join(allowed)}")
+        config = cls(
+            backbone=str(raw.get("backbone", cls.backbone)),
+            model_preset=str(model.pop("preset", cls.model_preset)),
+            model_overrides=model,
+            **train,
+        )
+        config.validate()
+        return config
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with some fields changed (``None`` values are ignored), validated."""
+        updated = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        updated.validate()
+        return updated
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise UserError(f"{path} is not valid YAML ({error}): fix the file") from None
+        return cls.from_dict(raw, source=str(path))
+
+
+_MODEL_FIELDS = ("backbone", "model_preset", "model_overrides")
+
+
+def preset_folders() -> list[Path]:
+    """Where named presets live: the package's ``configs/`` (installed) or the repository's."""
+    package = Path(tracer.__file__).resolve().parent
+    return [folder for folder in (package / "configs", package.parents[1] / "configs") if folder.is_dir()]
+
+
+def preset_names() -> list[str]:
+    """Names of the training presets (YAML files in ``configs/`` with a ``backbone`` key)."""
+    names = set()
+    for folder in preset_folders():
+        for path in folder.glob("*.yaml"):
+            try:
+                raw = yaml.safe_load(path.read_text())
+            except yaml.YAMLError:
+                continue
+            if isinstance(raw, dict) and "backbone" in raw:
+                names.add(path.stem)
+    return sorted(names)
+
+
+def load_preset(name_or_path: str | Path) -> TrainConfig:
+    """A preset by name (``configs/<name>.yaml``) or by path to a YAML file; UserError listing choices."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise UserError(
+                f"preset file {candidate} not found: give an existing YAML or one of {preset_names()}"
+            )
+        return TrainConfig.load(candidate)
+    for folder in preset_folders():
+        path = folder / f"{name_or_path}.yaml"
+        if path.is_file():
+            return TrainConfig.load(path)
+    raise UserError(
+        f"unknown preset {str(name_or_path)!r}: choose one of {', '.join(preset_names())} or a YAML path"
+    )
