@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
-	$(RUNENV) $(BIN)/python -m benchmarks.run_all
+	$(RUNENV) $(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

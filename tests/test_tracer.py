@@ -39,7 +39,8 @@ def test_phi_zero_gives_the_plain_models_loss(world):
     with torch.no_grad():
         plain_retain, plain_forget = nll(model, batch.retain), -nll(model, batch.forget)
         model.soft_codes = method.soft_codes(model, method.assignment())
-        soft_retain, soft_forget = nll(model, batch.retain), method.forget_term(model, batch.forget)
+        soft_retain = nll(model, batch.retain)
+        soft_forget = method.forget_and_coherence(model, batch.forget)[0]
     torch.testing.assert_close(soft_retain, plain_retain, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(soft_forget, plain_forget, rtol=1e-5, atol=1e-5)
 
@@ -63,7 +64,8 @@ def test_expected_log_likelihood_ignores_out_of_vocab_tokens():
 def test_coherence_matches_direct_computation(world):
     model, method, batch = tracer_method(world)
     with torch.no_grad():
-        value = method.coherence_term(model, batch.forget)
+        model.soft_codes = method.soft_codes(model, method.assignment())
+        value = method.forget_and_coherence(model, batch.forget)[1]
         direct = 0.0
         for row in range(len(batch.forget.items)):
             history = batch.forget.histories[row : row + 1]

@@ -51,6 +51,20 @@ def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
     return (label_probs * safe).sum((-1, -2))
 
 
+def hard_log_likelihood(log_probs: Tensor, codes: Tensor) -> Tensor:
+    """log p of stored codes: log_probs (..., n_levels, V), codes (..., n_levels) -> (...,)."""
+    return log_probs.gather(-1, codes[..., None]).squeeze(-1).sum(-1)
+
+
+def candidate_log_probs(model: GenerativeRecommender, histories: Tensor, candidates: Tensor) -> Tensor:
+    """Teacher-forced per-level log-probs of W candidate next items per history, encoding each history
+    once: histories (B, T), candidates (B, W) -> (B, W, n_levels, max_vocab)."""
+    cache = model.encode_history(histories)
+    embeddings = model.item_token_embeddings(candidates)  # (B, W, n_levels, d); soft codes apply
+    rows = [model.prefix_log_probs(cache, embeddings[:, :, :level]) for level in range(model.n_levels)]
+    return torch.stack(rows, dim=2)
+
+
 def retain_code_shares(level_codes: np.ndarray, concept_mask: np.ndarray, codebook_size: int) -> Tensor:
     """rho (L, K): share of retain (non-concept) items whose level-l code is k (Eq. 11)."""
     retain = level_codes[~concept_mask]
@@ -115,36 +129,41 @@ class Tracer(UnlearningMethod):
         return SoftCodes(items=self.items, probs=probs)
 
     # -- loss terms ------------------------------------------------------------------------------
-    def forget_term(self, model: GenerativeRecommender, batch: TargetBatch) -> Tensor:
-        """L_F (Eq. 8): mean log-likelihood of the forget targets (minimising pushes it down)."""
-        log_probs = model.next_item_log_probs(batch.histories, batch.items)
-        if not self.config.soft_target_labels:
-            codes = model.codes[batch.items]
-            return log_probs.gather(-1, codes[..., None]).squeeze(-1).sum(-1).mean()
-        rows = torch.searchsorted(self.items, batch.items)  # concept items are sorted
-        labels = model.soft_codes.probs[rows]
-        return expected_log_likelihood(log_probs, labels).mean()
+    def forget_and_coherence(self, model: GenerativeRecommender, batch: TargetBatch) -> tuple[Tensor, Tensor]:
+        """(L_F, L_Coh) of a forget batch, sharing one history encoding per example.
 
-    def coherence_term(self, model: GenerativeRecommender, batch: TargetBatch) -> Tensor:
-        """L_Coh (Eq. 9): -(1/K_c) sum over forget examples and their K_c nearest retain items of the
-        teacher-forced log-likelihood of the neighbour's SID given the forget history (mean over B)."""
-        neighbours = self.neighbours[batch.items]  # (B, K_c)
-        k_c = neighbours.shape[1]
-        histories = batch.histories.repeat_interleave(k_c, dim=0)
-        repeated = TargetBatch(histories, neighbours.reshape(-1))
-        return nll(model, repeated)
+        L_F (Eq. 8): mean log-likelihood of the forget targets (minimising it pushes them down).
+        L_Coh (Eq. 9): -(1/K_c) sum over the K_c nearest retain items of the forget target of their
+        teacher-forced SID log-likelihood given the same forget history (mean over the batch); zero when
+        lambda2 = 0 (no neighbours are scored then)."""
+        with_neighbours = self.config.lambda2 > 0
+        candidates = batch.items[:, None]
+        if with_neighbours:
+            candidates = torch.cat([candidates, self.neighbours[batch.items]], dim=1)  # (B, 1 + K_c)
+        log_probs = candidate_log_probs(model, batch.histories, candidates)  # (B, W, n_levels, V)
+        target_log_probs = log_probs[:, 0]
+        if self.config.soft_target_labels:
+            labels = model.soft_codes.probs[torch.searchsorted(self.items, batch.items)]  # items are sorted
+            forget = expected_log_likelihood(target_log_probs, labels).mean()
+        else:
+            forget = hard_log_likelihood(target_log_probs, model.codes[batch.items]).mean()
+        if not with_neighbours:
+            return forget, torch.zeros((), device=forget.device)
+        neighbours = candidates[:, 1:]
+        coherence = -hard_log_likelihood(log_probs[:, 1:], model.codes[neighbours]).mean()
+        return forget, coherence
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
         config = self.config
         optimizer.zero_grad(set_to_none=True)
         q = self.assignment()
         model.soft_codes = self.soft_codes(model, q)
-        forget = config.lambda1 * self.forget_term(model, batch.forget)
+        forget_ll, coherence = self.forget_and_coherence(model, batch.forget)
+        forget = config.lambda1 * forget_ll
         forget_grad = None
         if config.reassign and config.use_mask:
             (forget_grad,) = torch.autograd.grad(forget, self.phi, retain_graph=True)
         retain = nll(model, batch.retain)
-        coherence = self.coherence_term(model, batch.forget) if config.lambda2 > 0 else torch.zeros(())
         sparsity = self.phi.abs().sum()
         total = retain + forget + config.lambda2 * coherence + config.lambda3 * sparsity
         total.backward()
@@ -161,7 +180,7 @@ class Tracer(UnlearningMethod):
         self.last_terms = {
             "loss": float(total.detach()),
             "retain_nll": float(retain.detach()),
-            "forget_ll": float(forget.detach()) / config.lambda1 if config.lambda1 else 0.0,
+            "forget_ll": float(forget_ll.detach()),
             "coherence": float(coherence.detach()),
             "phi_l1": float(sparsity.detach()),
         }
