@@ -108,8 +108,20 @@ def top_k_overlap(a: np.ndarray, b: np.ndarray, k: int = HEADLINE_K) -> float:
     return float(np.mean(shared) / k) if shared else 0.0
 
 
+HEADLINE_METRICS = (
+    "retain_ndcg@10",
+    "retain_recall@10",
+    "forget_recall@10",
+    "forget_ndcg@10",
+    "exposure@10",
+    "exposure_fans@10",
+    "concept_mass",
+    "median_concept_rank",
+)
+
+
 def headline(metrics: dict) -> dict:
-    """The numbers the reports lead with (K = 10)."""
+    """The numbers the reports lead with (K = 10), keyed by :data:`HEADLINE_METRICS`."""
     k = HEADLINE_K
     return {
         "retain_ndcg@10": metrics["retain"][f"ndcg@{k}"],

@@ -25,7 +25,7 @@ from tracer.data.loaders import LoaderOptions, load_raw
 from tracer.data.pipeline import PrepareConfig, write_prepared
 from tracer.data.sequences import build_sequences
 from tracer.evaluation.attack import relearning_attack
-from tracer.evaluation.erasure import evaluate_erasure
+from tracer.evaluation.erasure import HEADLINE_METRICS, evaluate_erasure
 from tracer.evaluation.evaluate import Ranking
 from tracer.evaluation.metrics import concept_share
 from tracer.io import atomic_path, read_json, write_json, write_parquet
@@ -35,17 +35,6 @@ from tracer.training.checkpointing import has_training_state
 from tracer.training.config import load_preset
 from tracer.training.loop import train
 from tracer.unlearning.runner import EraseRequest, erase
-
-ROW_METRICS = (
-    "retain_ndcg@10",
-    "retain_recall@10",
-    "forget_recall@10",
-    "forget_ndcg@10",
-    "exposure@10",
-    "exposure_fans@10",
-    "concept_mass",
-    "median_concept_rank",
-)
 
 
 def slug(text: str) -> str:
@@ -149,7 +138,7 @@ class Bench:
             "concept": concept,
             "method": method,
             "seed": seed,
-            **{key: metrics["headline"][key] for key in ROW_METRICS},
+            **{key: metrics["headline"][key] for key in HEADLINE_METRICS},
             "seconds": metrics["cost"]["seconds"],
             "params_updated": metrics["cost"]["params_updated"],
         }
@@ -201,7 +190,7 @@ class Bench:
     def _as_metrics(self, row: dict) -> dict:
         return {
             "model": row["method"],
-            "headline": {k: row[k] for k in ROW_METRICS},
+            "headline": {k: row[k] for k in HEADLINE_METRICS},
             "cost": {"seconds": row["seconds"]},
         }
 
