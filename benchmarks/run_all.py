@@ -54,7 +54,9 @@ def assemble() -> Path:
         path = RESULTS / f"{name}.md"
         if path.is_file():
             text = path.read_text().strip()
-            parts.append("\n".join("#" + line if line.startswith("#") else line for line in text.splitlines()))
+            parts.append(
+                "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+            )
     target = ROOT / "BENCHMARKS.md"
     target.write_text("\n\n".join(parts) + "\n")
     return target
