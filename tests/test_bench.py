@@ -69,7 +69,7 @@ def test_every_cell_has_a_row_and_a_report(bench_run):
 def test_saved_rankings_reproduce_the_numbers(bench_run):
     world, _, out = bench_run
     results = json.loads((out / "results.json").read_text())
-    dataset = load_dataset(out / "work" / "tiny" / "data")
+    dataset = load_dataset(next((out / "work" / "tiny").glob("data-*")))
     data = build_sequences(dataset)
     mask = resolve_concept(dataset, "Horror").item_mask
     for row in results["rows"]:

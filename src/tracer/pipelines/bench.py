@@ -9,6 +9,8 @@ cell (the schema of :mod:`tracer.reporting.results`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import re
 import time
@@ -37,6 +39,13 @@ from tracer.training.loop import train
 from tracer.unlearning.runner import EraseRequest, erase
 
 
+def settings_tag(settings: dict | None) -> str:
+    """A short stable tag of a settings dict, so that changed settings never reuse stale artifacts."""
+    if not settings:
+        return "default"
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "concept"
 
@@ -54,7 +63,7 @@ class Bench:
         return self.out / "work" / plan.name
 
     def data_dir(self, plan: DatasetPlan) -> Path:
-        folder = self.work(plan) / "data"
+        folder = self.work(plan) / f"data-{settings_tag(plan.prepare)}"
         if not (folder / "manifest.json").is_file():
             prepare = dict(plan.prepare)
             dataset = prepare.pop("dataset", plan.name)
@@ -69,13 +78,13 @@ class Bench:
         return folder
 
     def sids_dir(self, plan: DatasetPlan) -> Path:
-        folder = self.work(plan) / "sids"
+        folder = self.work(plan) / f"sids-{settings_tag(plan.sids)}"
         if not (folder / "stats.json").is_file():
             build_sids(self.data_dir(plan), folder, SidsConfig(**plan.sids), overwrite=True)
         return folder
 
     def model_dir(self, plan: DatasetPlan, seed: int) -> Path:
-        folder = self.work(plan) / f"model-seed{seed}"
+        folder = self.work(plan) / f"model-seed{seed}-{settings_tag(plan.train)}"
         if not (folder / "metrics.json").is_file():
             settings = dict(plan.train)
             preset = settings.pop("preset", plan.name)
@@ -89,7 +98,8 @@ class Bench:
     def artifact(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
         if method == "original":
             return self.model_dir(plan, seed)
-        folder = self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}"
+        tag = settings_tag(self.config.method_settings.get(method))
+        folder = self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}-{tag}"
         if not (folder / "manifest.json").is_file():
             erase(
                 EraseRequest(
@@ -108,7 +118,14 @@ class Bench:
 
     # -- cells ----------------------------------------------------------------------------------------
     def cell_key(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> str:
-        return f"{plan.name}__{slug(concept)}__{method}__seed{seed}"
+        tag = settings_tag(
+            {
+                "method": self.config.method_settings.get(method),
+                "eval": asdict(self.config.evaluation),
+                "attack": None if self.config.attack is None else asdict(self.config.attack),
+            }
+        )
+        return f"{plan.name}__{slug(concept)}__{method}__seed{seed}__{tag}"
 
     def recs_path(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
         """``recs/<method>.parquet``, nested by the grid dimensions that have more than one value."""
