@@ -16,6 +16,7 @@ from tracer.evaluation.evaluate import save_model_artifact
 from tracer.model.registry import model_from_preset
 from tracer.semantic_ids.quantization import Tokenization, residual_quantize, save_tokenization
 from tracer.semantic_ids.sid_table import SidTable
+from tracer.training.config import load_preset
 
 N_ITEMS = 24
 HORROR = set(range(0, 24, 4))  # items 1, 5, 9, ... (index 0, 4, 8, ...) are Horror
@@ -59,7 +60,8 @@ def write_world(root: Path, backbone: str = "causal", seed: int = 0) -> World:
     torch.manual_seed(seed)
     model = model_from_preset(backbone, "tiny", torch.as_tensor(table.codes), table.vocab_sizes).eval()
     model_dir = root / "model"
-    save_model_artifact(model_dir, model, table)
+    train_config = load_preset("tiny").replace(backbone=backbone, max_epochs=2)
+    save_model_artifact(model_dir, model, table, config=train_config)
     for name in ("tokenizer.safetensors", "item_vectors.npy"):
         shutil.copy2(sids_dir / name, model_dir / "sids" / name)
     return World(data_dir=data_dir, sids_dir=sids_dir, model_dir=model_dir, sid_table=table)

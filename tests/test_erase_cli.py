@@ -122,3 +122,17 @@ def test_unknown_method_and_setting(world, tmp_path, capsys):
     assert "unknown erasure method 'magic'" in capsys.readouterr().err
     assert erase(world, tmp_path / "y", "npo", extra=("--set", "betta=1")) == 2
     assert "unknown setting(s) ['betta']" in capsys.readouterr().err
+
+
+def test_evaluate_cli_reports_forgetting_metrics_and_applies_the_filter(world, tmp_path):
+    filtered, retrain = tmp_path / "filter", tmp_path / "retrain"
+    assert erase(world, filtered, "filter") == 0
+    assert erase(world, retrain, "retrain") == 0
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", str(filtered), "--data", str(world.data_dir), "--concept", "Horror", "--k-max", "10"]
+    assert main([*args, "--beam", "24", "--mass-users", "20", "--retrain", str(retrain), "--out", str(out)]) == 0
+    metrics = read_json(out)
+    assert metrics["exposure"]["exposure@10"] == 0.0  # `tracer evaluate` decodes with the filtered trie
+    assert metrics["headline"]["concept_mass"] > 0  # ... while the model still predicts the concept
+    assert {"gap_retain_ndcg@10", "gap_exposure@10", "top10_overlap"} <= set(metrics["vs_retrain"])
+    assert metrics["cost"]["params_updated"] == 0

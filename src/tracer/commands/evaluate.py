@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure, format_headline
 from tracer.evaluation.evaluate import evaluate_model, format_metrics_table
+from tracer.io import write_json
+from tracer.training.distributed import resolve_device
 
 
 def evaluate_command(
@@ -22,11 +25,34 @@ def evaluate_command(
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     out: Path = typer.Option(..., "--out", help="Metrics JSON."),
     rankings: Path | None = typer.Option(None, "--rankings", help="Also save the ranked lists (Parquet)."),
+    retrain: Path | None = typer.Option(
+        None, "--retrain", help="With --concept: the Retrain artifact, for the gaps and top-10 overlap."
+    ),
+    mass_users: int = typer.Option(
+        200, "--mass-users", min=1, help="With --concept: users sampled for concept mass and rank."
+    ),
 ) -> None:
-    """Recall@K and NDCG@K on all users of a split (plus retain/forget/exposure with a concept)."""
+    """Recall@K and NDCG@K on all users of a split; with a concept also the retain/forget/exposure
+    split, concept mass and rank, cost, and (with --retrain) the gaps to Retrain (METHOD.md section 6)."""
     result = evaluate_model(model, data, split=split, concept_spec=concept, k_max=k_max, beam_width=beam,
-                            batch_size=batch_size, device=device, out=out, rankings_out=rankings)  # fmt: skip
+                            batch_size=batch_size, device=device, rankings_out=rankings)  # fmt: skip
+    if concept is not None:
+        settings = ErasureEvalConfig(split=split, k_max=k_max, beam_width=beam or max(20, k_max),
+                                     batch_size=batch_size, mass_users=mass_users)  # fmt: skip
+        where = str(resolve_device(device))
+        reference = None if retrain is None else evaluate_erasure(retrain, data, concept, settings, where)
+        erasure, _ = evaluate_erasure(model, data, concept, settings, where, reference)
+        result.update({key: erasure[key] for key in ("concept_scores", "cost", "headline")})
+        if "vs_retrain" in erasure:
+            result["vs_retrain"] = erasure["vs_retrain"]
+    write_json(out, result)
     typer.echo(format_metrics_table(result))
+    if concept is not None:
+        typer.echo(format_headline({str(model): result["headline"]}))
+        if "vs_retrain" in result:
+            typer.echo(
+                ", ".join(f"{k} {v:.4f}" for k, v in result["vs_retrain"].items() if isinstance(v, float))
+            )
     typer.echo(f"-> {out}")
 
 

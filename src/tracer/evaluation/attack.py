@@ -11,8 +11,8 @@ import torch
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
-from tracer.evaluation.erasure import HEADLINE_K, ErasureEvalConfig, decoding_trie, rank_users
-from tracer.evaluation.evaluate import check_item_alignment, load_model_artifact
+from tracer.evaluation.erasure import HEADLINE_K, ErasureEvalConfig, rank_users
+from tracer.evaluation.evaluate import check_item_alignment, decoding_trie, load_model_artifact
 from tracer.evaluation.metrics import exposure_at_k
 from tracer.unlearning.batches import TargetSampler
 from tracer.unlearning.objectives import nll

@@ -16,15 +16,20 @@ import torch
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import Concept, resolve_concept
 from tracer.data.sequences import SequenceData, build_sequences
-from tracer.evaluation.evaluate import Ranking, check_item_alignment, load_model_artifact, metrics_of_ranking
+from tracer.evaluation.evaluate import (
+    Ranking,
+    artifact_manifest,
+    check_item_alignment,
+    decoding_trie,
+    load_model_artifact,
+    metrics_of_ranking,
+)
 from tracer.evaluation.scoring_metrics import best_concept_rank, concept_mass
-from tracer.io import read_json
 from tracer.model.base import GenerativeRecommender
 from tracer.model.decoding import exact_score_users, recommend_top_k
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.trie import PrefixTrie
 
-MANIFEST = "manifest.json"
 HEADLINE_K = 10
 
 
@@ -36,20 +41,6 @@ class ErasureEvalConfig:
     batch_size: int = 256
     mass_users: int = 200  # size of the fixed user sample for concept mass / concept rank
     seed: int = 0
-
-
-def artifact_manifest(model_dir: Path) -> dict:
-    path = Path(model_dir) / MANIFEST
-    return read_json(path) if path.is_file() else {}
-
-
-def decoding_trie(model_dir: Path, sid_table: SidTable) -> PrefixTrie:
-    """The artifact's trie for beam search: without the items a Filter erasure excluded."""
-    excluded = artifact_manifest(model_dir).get("decode_exclude_item_ids", [])
-    trie = sid_table.trie()
-    if excluded:
-        trie = trie.without_items(np.isin(sid_table.item_ids, np.asarray(excluded, dtype=str)))
-    return trie
 
 
 def mass_sample(n_users: int, size: int, seed: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from tracer.data.concepts import resolve_concept
 from tracer.data.sequences import SequenceData, Split, build_sequences
 from tracer.errors import UserError
 from tracer.evaluation.metrics import DEFAULT_KS, summarize_ranking
-from tracer.io import write_json, write_parquet
+from tracer.io import read_json, write_json, write_parquet
 from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_model_config, save_model
 from tracer.model.decoding import recommend_top_k
@@ -34,6 +34,7 @@ from tracer.training.distributed import DistContext, gather_rows, resolve_device
 SIDS_DIR = "sids"
 TRAIN_CONFIG_FILE = "train_config.yaml"
 TRAIN_LOG_FILE = "train_log.json"
+MANIFEST_FILE = "manifest.json"
 
 
 def save_model_artifact(
@@ -72,6 +73,21 @@ def load_model_artifact(
     if not np.array_equal(model.codes.cpu().numpy(), sid_table.codes):
         raise UserError(f"{folder}: the model's codes differ from {folder / SIDS_DIR}: re-save the artifact")
     return model, sid_table, config
+
+
+def artifact_manifest(folder: str | Path) -> dict:
+    """An erased artifact's ``manifest.json`` ({} for a trained model)."""
+    path = Path(folder) / MANIFEST_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def decoding_trie(folder: str | Path, sid_table: SidTable) -> PrefixTrie:
+    """The artifact's trie for beam search: without the items a Filter erasure excluded."""
+    excluded = artifact_manifest(folder).get("decode_exclude_item_ids", [])
+    trie = sid_table.trie()
+    if excluded:
+        trie = trie.without_items(np.isin(sid_table.item_ids, np.asarray(excluded, dtype=str)))
+    return trie
 
 
 def check_item_alignment(sid_table: SidTable, item_ids: np.ndarray, model_name: str, data_name: str) -> None:
@@ -179,6 +195,7 @@ def rank_split(
     beam_width: int | None = None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
+    trie: PrefixTrie | None = None,
 ) -> Ranking:
     """Beam-search top-k of every user of ``split`` (history = everything before its target)."""
     split = _checked_split(split)
@@ -187,7 +204,7 @@ def rank_split(
         raise UserError(f"beam width {beam_width} is below k={k}: pass a beam of at least k")
     max_history = int(model.config_dict()["max_history"])
     items, scores = rank_histories(
-        model, sid_table.trie(), data.histories(split), k, beam_width, batch_size, max_history, device
+        model, trie or sid_table.trie(), data.histories(split), k, beam_width, batch_size, max_history, device
     )
     return Ranking(data.user_ids, items, scores)
 
@@ -216,7 +233,8 @@ def recommend(
     if k < 1:
         raise UserError(f"k must be >= 1, got {k}")
     model, sid_table, _, _, data, device = _load_for_ranking(model_dir, data_dir, device)
-    ranking = rank_split(model, sid_table, data, split, k, beam_width, batch_size, device)
+    trie = decoding_trie(model_dir, sid_table)
+    ranking = rank_split(model, sid_table, data, split, k, beam_width, batch_size, device, trie)
     frame = ranking.to_frame(data.item_ids)
     if out is not None:
         write_parquet(out, frame)
@@ -241,8 +259,9 @@ def evaluate_model(
     _checked_split(split)
     model, sid_table, _, dataset, data, device = _load_for_ranking(model_dir, data_dir, device)
     concept = resolve_concept(dataset, concept_spec) if concept_spec else None
+    trie = decoding_trie(model_dir, sid_table)
     ranking = rank_split(
-        model, sid_table, data, split, k_max, beam_width or max(20, k_max), batch_size, device
+        model, sid_table, data, split, k_max, beam_width or max(20, k_max), batch_size, device, trie
     )
     if rankings_out is not None:
         write_parquet(rankings_out, ranking.to_frame(data.item_ids))
