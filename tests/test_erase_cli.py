@@ -130,7 +130,8 @@ def test_evaluate_cli_reports_forgetting_metrics_and_applies_the_filter(world, t
     assert erase(world, retrain, "retrain") == 0
     out = tmp_path / "metrics.json"
     args = ["evaluate", str(filtered), "--data", str(world.data_dir), "--concept", "Horror", "--k-max", "10"]
-    assert main([*args, "--beam", "24", "--mass-users", "20", "--retrain", str(retrain), "--out", str(out)]) == 0
+    args += ["--beam", "24", "--mass-users", "20", "--retrain", str(retrain), "--out", str(out)]
+    assert main(args) == 0
     metrics = read_json(out)
     assert metrics["exposure"]["exposure@10"] == 0.0  # `tracer evaluate` decodes with the filtered trie
     assert metrics["headline"]["concept_mass"] > 0  # ... while the model still predicts the concept
