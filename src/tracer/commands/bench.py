@@ -8,6 +8,9 @@ from pathlib import Path
 
 import typer
 
+from tracer.data.artifact import load_dataset
+from tracer.data.concepts import concept_table
+from tracer.data.sequences import build_sequences
 from tracer.errors import UserError
 from tracer.pipelines.bench import run_bench
 from tracer.pipelines.bench_config import load_bench_config
@@ -47,6 +50,15 @@ def demo_command(
     if out.exists() and any(out.iterdir()) and not resume:
         raise UserError(f"{out} already exists: pass --resume to continue it, or choose another --out")
     _run_and_report(DEMO_CONFIG, out, device)
+    data_dir = next((out / "work" / "ml-100k").glob("data-*"))
+    dataset = load_dataset(data_dir)
+    manifest = dataset.manifest
+    typer.echo(
+        f"\nML-100k: {manifest['n_users']:,} users, {manifest['n_items']:,} items, "
+        f"{manifest['n_interactions']:,} interactions; its concepts (genres):"
+    )
+    table = concept_table(dataset, build_sequences(dataset)).sort_values("items", ascending=False)
+    typer.echo(table.to_string(index=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -74,7 +74,13 @@ class Bench:
                     for k, v in prepare.items()
                 }
             )
-            write_prepared(load_raw(dataset, options), PrepareConfig(kcore=kcore), folder, overwrite=True)
+            manifest = write_prepared(
+                load_raw(dataset, options), PrepareConfig(kcore=kcore), folder, overwrite=True
+            )
+            tqdm.write(
+                f"{plan.name}: {manifest['n_users']:,} users, {manifest['n_items']:,} items, "
+                f"{manifest['n_interactions']:,} interactions"
+            )
         return folder
 
     def sids_dir(self, plan: DatasetPlan) -> Path:
