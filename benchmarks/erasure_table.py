@@ -2,13 +2,18 @@
 
     .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k-horror
 
-Prints the table (one per dataset x concept) for BENCHMARKS.md.
+Prints the table (one per dataset x concept) for BENCHMARKS.md. A grid that is still running (no
+results.json yet) is summarised from its finished cells.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from pathlib import Path
+
+import pandas as pd
 
 from tracer.reporting.results import aggregate, load_results
 
@@ -32,8 +37,16 @@ def cell(mean: float, std: float) -> str:
     return f"{mean:.{digits}f}" if std is None or math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def bench_rows(folder: str) -> pd.DataFrame:
+    """The rows of ``folder/results.json``, or of its finished cells while the grid is still running."""
+    if (Path(folder) / "results.json").is_file():
+        return load_results(folder).rows
+    cells = sorted((Path(folder) / "cells").glob("*.json"))
+    return pd.DataFrame([json.loads(cell.read_text()) for cell in cells])
+
+
 def markdown(folder: str) -> str:
-    summary = aggregate(load_results(folder).rows)
+    summary = aggregate(bench_rows(folder))
     out = []
     for (dataset, concept), group in summary.groupby(["dataset", "concept"], sort=False):
         out.append(f"**{dataset}, concept {concept!r}** (seeds per row in the last column)\n")
