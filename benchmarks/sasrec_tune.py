@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells-from", type=Path, help="run the best cells of this earlier sweep instead")
     parser.add_argument("--top", type=int, default=1, help="how many cells --cells-from takes")
     parser.add_argument("--max-cells", type=int, help="stop after this many new cells (budget)")
-    parser.add_argument("--max-epochs", type=int, default=200)
-    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--min-epochs", type=int, default=20, help="no early stop before this epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

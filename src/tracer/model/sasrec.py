@@ -33,13 +33,13 @@ class SASRecConfig:
     """Architecture of a SASRec model (``n_items`` is set from the data)."""
 
     n_items: int = 0
-    hidden_size: int = 64
+    hidden_size: int = 128
     n_layers: int = 2
     n_heads: int = 2
     ffn_multiplier: int = 4
-    dropout: float = 0.2
+    dropout: float = 0.5
     attention_dropout: float = 0.0
-    max_len: int = 200
+    max_len: int = 50
     norm_first: bool = True
 
     def validate(self) -> None:

@@ -43,11 +43,11 @@ class Loss(str, Enum):
 @dataclass
 class SASRecTrainConfig:
     loss: Loss = Loss.CE
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     batch_size: int = 128
     max_epochs: int = 200
-    patience: int = 10
+    patience: int = 5
     min_epochs: int = 20  # no early stop before this: validation plateaus at popularity level early on
     eval_batch_size: int = 1024
 
