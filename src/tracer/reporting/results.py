@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tracer.errors import UserError
+from tracer.evaluation.erasure import HEADLINE_METRICS as ERASURE_HEADLINE
 
 KEY_COLUMNS = ("dataset", "concept", "method")
 ROW_IDENTITY = (*KEY_COLUMNS, "seed")
@@ -35,16 +36,9 @@ LOWER_IS_BETTER = (
     "seconds",
     "params_updated",
 )
-# Table order: utility, forgetting, gap to Retrain, robustness, cost.
+# Table order: utility and forgetting (the evaluation's headline), gap to Retrain, robustness, cost.
 METRICS = (
-    "retain_ndcg@10",
-    "retain_recall@10",
-    "forget_recall@10",
-    "forget_ndcg@10",
-    "exposure@10",
-    "exposure_fans@10",
-    "concept_mass",
-    "median_concept_rank",
+    *ERASURE_HEADLINE,
     "gap_retain_ndcg@10",
     "gap_exposure@10",
     "top10_overlap",
