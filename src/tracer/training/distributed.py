@@ -58,7 +58,10 @@ def init_distributed(device: str = "auto") -> DistContext:
 
 
 def shutdown(context: DistContext) -> None:
+    """Tear the process group down together: a barrier first, so that no rank exits (rank 0 hosts the
+    rendezvous store) while another still talks to it (seen as a gloo abort at exit)."""
     if context.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
