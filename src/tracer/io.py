@@ -91,6 +91,7 @@ def staged_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
         raise UserError(f"output path {out} exists and is not a folder: choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual permissions
     try:
         yield stage
         if out.exists():
