@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from tracer.io import atomic_path, read_json, write_json
@@ -184,7 +184,7 @@ def save_sasrec(model: SASRec, folder: str | Path, extra: dict | None = None) ->
     folder = Path(folder)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp))
+        tmp.write_bytes(save(state))  # into the prepared temp file (keeps its permissions)
     write_json(folder / CONFIG_FILE, {"model": asdict(model.config), **(extra or {})})
 
 

@@ -55,6 +55,8 @@ class SASRecTrainConfig:
         self.loss = Loss(self.loss)
         if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("lr, batch_size, max_epochs and patience must be positive")
+        if self.min_epochs < 0 or self.weight_decay < 0:
+            raise ValueError("min_epochs and weight_decay must be >= 0")
 
 
 @dataclass
