@@ -16,9 +16,9 @@ from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
 from tracer.evaluation.evaluate import load_model_artifact
 from tracer.unlearning.base import ErasureContext, build_config, method_class
-from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler
+from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 from tracer.unlearning.npo import npo_loss, simnpo_loss
-from tracer.unlearning.objectives import sid_log_prob
+from tracer.unlearning.objectives import sid_log_prob, target_items
 from tracer.unlearning.rmu import block_hidden
 
 
@@ -119,3 +119,23 @@ def test_rmu_moves_forget_activations_towards_target(world):
     with torch.no_grad():
         after = (block_hidden(model, method.block, batch.forget) - target).norm(dim=-1).mean()
     assert after < before
+
+
+def test_retain_windows_score_exactly_the_retain_targets_like_per_target_batches(world):
+    """One window pass gives every retain target's SID NLL, equal to scoring each (history, item)
+    example on its own, and never scores a concept (forget) target."""
+    model, context, _ = make_context(world, needs_reference=False)
+    model.eval()
+    retain_mask = ~context.targets.forget_targets
+    max_history = model.config.max_history
+    windows = WindowSampler(context.sequences, retain_mask, windows=1000, max_history=max_history, seed=0)
+    batch = windows.sample()
+    items = target_items(batch)
+    assert not np.isin(items.numpy(), context.concept.item_indices).any()
+    assert len(items) == int(retain_mask.sum())  # all windows in one batch: each retain target once
+    per_target = TargetSampler(context.sequences, retain_mask, 10_000, max_history, seed=0)
+    every = per_target.rows(np.arange(len(per_target)))
+    with torch.no_grad():
+        window_nll = -sid_log_prob(model, batch)
+        target_nll = -sid_log_prob(model, every)
+    torch.testing.assert_close(window_nll.sort().values, target_nll.sort().values, rtol=1e-4, atol=1e-4)

@@ -36,7 +36,7 @@ from tracer.semantic_ids.build import SidsConfig, build_sids
 from tracer.training.checkpointing import has_training_state
 from tracer.training.config import load_preset
 from tracer.training.loop import train
-from tracer.unlearning.runner import EraseRequest, erase
+from tracer.unlearning.runner import EraseRequest, erase, method_defaults
 
 
 def settings_tag(settings: dict | None) -> str:
@@ -104,7 +104,7 @@ class Bench:
     def artifact(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
         if method == "original":
             return self.model_dir(plan, seed)
-        tag = settings_tag(self.config.method_settings.get(method))
+        tag = settings_tag(self.effective_settings(method))
         folder = self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}-{tag}"
         if not (folder / "manifest.json").is_file():
             erase(
@@ -122,11 +122,17 @@ class Bench:
             )
         return folder
 
+    def effective_settings(self, method: str) -> dict | None:
+        """The method's config file merged with this grid's overrides: a changed default is a new tag."""
+        if method == "original":
+            return None
+        return {**method_defaults(method), **(self.config.method_settings.get(method) or {})}
+
     # -- cells ----------------------------------------------------------------------------------------
     def cell_key(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> str:
         tag = settings_tag(
             {
-                "method": self.config.method_settings.get(method),
+                "method": self.effective_settings(method),
                 "eval": asdict(self.config.evaluation),
                 "attack": None if self.config.attack is None else asdict(self.config.attack),
             }

@@ -27,12 +27,15 @@ from tracer.unlearning.batches import ForgetRetainBatch
 
 @dataclass
 class EraseConfig:
-    """Settings every training-based method shares."""
+    """Settings every training-based method shares. ``batch_size``: forget examples per step (and
+    retain examples for target backbones); ``retain_windows``: retain windows of ``max_history + 1``
+    items per step for sequence backbones (every retain target in a window is scored)."""
 
     steps: int = 200
     lr: float = 1e-4
     weight_decay: float = 0.0
     batch_size: int = 64
+    retain_windows: int = 8
     grad_clip: float = 1.0
     max_history: int = 50
     seed: int = 0

@@ -1,4 +1,10 @@
-"""Forget and retain batches (METHOD.md section 3): (history, next item) examples drawn from D_f / D_r."""
+"""Forget and retain batches (METHOD.md section 3): examples drawn from D_f / D_r.
+
+Forget batches are (history, next item) examples. Retain batches are the same for target backbones
+(tiger); for sequence backbones (causal) they are windows of ``max_history + 1`` training items with
+every retain target in them scored in one pass (``training.batches.SequenceBatch``): ~50 targets for
+the price of one history, the way the model was trained.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from torch import Tensor
 
 from tracer.data.sequences import SequenceData
 from tracer.model.decoding import pad_histories
+from tracer.training.batches import BatchKind, SequenceBatch, TrainingExamples
 
 
 @dataclass
@@ -26,7 +33,7 @@ class TargetBatch:
 @dataclass
 class ForgetRetainBatch:
     forget: TargetBatch
-    retain: TargetBatch
+    retain: TargetBatch | SequenceBatch
 
 
 class TargetSampler:
@@ -71,3 +78,26 @@ class TargetSampler:
             self._order = np.concatenate([self._order, fresh])
         picked, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
         return self.rows(picked)
+
+
+class WindowSampler:
+    """Cycles seeded windows of ``max_history + 1`` items holding at least one kept target,
+    ``windows`` at a time; the loss mask marks the kept targets (``target_mask`` as in
+    :class:`TargetSampler`)."""
+
+    def __init__(
+        self, sequences: SequenceData, target_mask: np.ndarray, windows: int, max_history: int, seed: int
+    ) -> None:
+        self.examples = TrainingExamples(sequences, BatchKind.SEQUENCE, max_history, target_mask)
+        if self.examples.n_rows == 0:
+            raise ValueError("no training target in this set")
+        self.windows = min(windows, self.examples.n_rows)
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order = np.zeros(0, dtype=np.int64)
+
+    def sample(self) -> SequenceBatch:
+        if len(self._order) < self.windows:
+            fresh = torch.randperm(self.examples.n_rows, generator=self.generator).numpy()
+            self._order = np.concatenate([self._order, fresh])
+        picked, self._order = self._order[: self.windows], self._order[self.windows :]
+        return self.examples.batch(picked)

@@ -13,8 +13,7 @@ from torch import Tensor, nn
 from tracer.errors import UserError
 from tracer.model.layers import TransformerBlock
 from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
-from tracer.unlearning.batches import TargetBatch
-from tracer.unlearning.objectives import level_log_probs
+from tracer.unlearning.objectives import Examples, level_log_probs
 
 
 @dataclass
@@ -47,7 +46,7 @@ def capture_block_output(block: nn.Module) -> Iterator[list[Tensor]]:
         handle.remove()
 
 
-def block_hidden(model: nn.Module, block: nn.Module, batch: TargetBatch) -> Tensor:
+def block_hidden(model: nn.Module, block: nn.Module, batch: Examples) -> Tensor:
     """The chosen block's hidden states over a teacher-forced pass, flattened to (N, d)."""
     with capture_block_output(block) as captured:
         level_log_probs(model, batch)

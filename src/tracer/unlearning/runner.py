@@ -25,7 +25,7 @@ from tracer.evaluation.evaluate import load_model_artifact
 from tracer.io import read_json, sha256_tree, staged_output_dir, write_json
 from tracer.model.checkpoint import save_model
 from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config, method_class
-from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler
+from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 
 MANIFEST = "manifest.json"
 SID_FOLDER = "sids"
@@ -81,13 +81,15 @@ def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) 
     forget = TargetSampler(
         context.sequences, context.targets.forget_targets, config.batch_size, config.max_history, config.seed
     )
-    retain = TargetSampler(
-        context.sequences,
-        ~context.targets.forget_targets,
-        config.batch_size,
-        config.max_history,
-        config.seed + 1,
-    )
+    retain_mask = ~context.targets.forget_targets
+    if model.batch_kind == "sequence":
+        retain = WindowSampler(
+            context.sequences, retain_mask, config.retain_windows, config.max_history, config.seed + 1
+        )
+    else:
+        retain = TargetSampler(
+            context.sequences, retain_mask, config.batch_size, config.max_history, config.seed + 1
+        )
     optimizer = torch.optim.AdamW(method.parameters(model), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     log = []
