@@ -9,6 +9,7 @@ import pytest
 from erasure_world import write_world
 from tracer.cli import main
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure
+from tracer.errors import UserError
 from tracer.io import read_json, sha256_tree
 
 EVAL = ErasureEvalConfig(k_max=10, beam_width=24, mass_users=30)
@@ -137,3 +138,14 @@ def test_evaluate_cli_reports_forgetting_metrics_and_applies_the_filter(world, t
     assert metrics["headline"]["concept_mass"] > 0  # ... while the model still predicts the concept
     assert {"gap_retain_ndcg@10", "gap_exposure@10", "top10_overlap"} <= set(metrics["vs_retrain"])
     assert metrics["cost"]["params_updated"] == 0
+
+
+def test_settings_accept_yaml_exponents_and_reject_bad_numbers():
+    from tracer.unlearning.base import build_config, method_class
+
+    config = build_config(method_class("tracer"), {"lr": "1e-4", "steps": "25", "tau": 0.01})
+    assert config.lr == 1e-4 and isinstance(config.lr, float)
+    assert config.steps == 25 and isinstance(config.steps, int)
+    for bad in ({"steps": 2.5}, {"lr": "fast"}):
+        with pytest.raises(UserError, match="must be a"):
+            build_config(method_class("tracer"), bad)

@@ -124,10 +124,20 @@ def build_config(cls: type[UnlearningMethod], values: dict) -> EraseConfig:
         default = known[key].default
         if isinstance(default, bool):
             typed[key] = bool(value)
-        elif isinstance(default, (int, float)) and not isinstance(value, (int, float)):
-            raise UserError(f"setting {key!r} of {cls.name!r} must be a number, got {value!r}")
-        elif isinstance(default, float):
-            typed[key] = float(value)
+        elif isinstance(default, (int, float)):
+            number = _number(value, key, cls.name)  # YAML reads 1e-4 (no dot) as a string
+            if isinstance(default, int) and not float(number).is_integer():
+                raise UserError(f"setting {key!r} of {cls.name!r} must be a whole number, got {value!r}")
+            typed[key] = int(number) if isinstance(default, int) else float(number)
         else:
             typed[key] = value
     return cls.config_class(**typed)
+
+
+def _number(value, key: str, method: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"setting {key!r} of {method!r} must be a number, got {value!r}") from None
