@@ -72,7 +72,7 @@ def attack_command(
     concept: str = typer.Option(..., "--concept", help="The erased concept's spec."),
     examples: int = typer.Option(64, "--examples", min=1, help="Forget examples the attacker fine-tunes on."),
     steps: int = typer.Option(50, "--steps", min=1, help="Fine-tuning steps."),
-    lr: float = typer.Option(1e-3, "--lr", help="Attack learning rate."),
+    lr: float = typer.Option(AttackConfig.lr, "--lr", help="Attack learning rate."),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Write the result as JSON here."),
     device: str = typer.Option("cpu", "--device"),

@@ -63,6 +63,7 @@ class UnlearningMethod(ABC):
     config_class: ClassVar[type[EraseConfig]] = EraseConfig
     needs_reference: ClassVar[bool] = False
     trains: ClassVar[bool] = True
+    ablates: ClassVar[str | None] = None  # an ablation reads this method's config file first
 
     def __init__(self, config: EraseConfig, context: ErasureContext) -> None:
         self.config = config

@@ -47,9 +47,14 @@ class EraseRequest:
 
 
 def method_defaults(method: str) -> dict:
-    """Defaults of ``method`` from ``configs/unlearning/<method>.yaml`` (empty when there is none)."""
-    path = CONFIG_FOLDER / f"{method}.yaml"
-    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+    """Defaults of ``method`` from ``configs/unlearning/<method>.yaml`` (empty when there is none),
+    on top of the file of the method it ablates, if any (``tracer-no-mask`` reads ``tracer.yaml``)."""
+    settings = {}
+    for name in (method_class(method).ablates, method):
+        path = CONFIG_FOLDER / f"{name}.yaml"
+        if name and path.is_file():
+            settings.update(yaml.safe_load(path.read_text()) or {})
+    return settings
 
 
 def load_settings(request: EraseRequest) -> dict:

@@ -217,7 +217,11 @@ def _ablation(name: str, **changes) -> type[Tracer]:
         )
     )
     return register_method(
-        type(name.title().replace("-", ""), (Tracer,), {"name": name, "config_class": config_class})
+        type(
+            name.title().replace("-", ""),
+            (Tracer,),
+            {"name": name, "config_class": config_class, "ablates": Tracer.name},
+        )
     )
 
 
