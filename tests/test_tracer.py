@@ -126,3 +126,29 @@ def test_commit_keeps_retain_sids_and_every_item_reachable(world):
     trie = new_table.trie()
     assert sorted(trie.leaf_items.tolist()) == list(range(len(codes)))  # decoding reaches every item
     assert len(summary["entanglement_before"]) == len(summary["entanglement_after"]) == new_table.levels
+
+
+def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
+    """One step: phi moves by -lr_phi * M * dL/dphi, with M built from d(lambda1 L_F)/dphi alone
+    (Eq. 10-11), computed here independently with autograd.grad on a copy of the model."""
+    import copy
+
+    from tracer.unlearning.tracer import selective_mask
+
+    model, method, batch = tracer_method(world, tau=2.0, lr_phi=0.5, lambda1=0.7, lambda2=0.3)
+    twin = copy.deepcopy(model)
+    config = method.config
+    q = method.assignment()
+    twin.soft_codes = method.soft_codes(twin, q)
+    forget_ll, coherence = method.forget_and_coherence(twin, batch.forget)
+    forget = config.lambda1 * forget_ll
+    total = nll(twin, batch.retain) + forget + config.lambda2 * coherence
+    total = total + config.lambda3 * method.phi.abs().sum()
+    (forget_grad,) = torch.autograd.grad(forget, method.phi, retain_graph=True)
+    (total_grad,) = torch.autograd.grad(total, method.phi)
+    mask = selective_mask(q.detach(), method.rho, forget_grad)
+    assert 0 < float(mask.sum()) < mask.numel()  # the case is not trivial
+    expected = -config.lr_phi * mask * total_grad
+
+    method.step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0))
+    torch.testing.assert_close(method.phi.detach(), expected, rtol=1e-6, atol=1e-9)

@@ -160,13 +160,19 @@ class Tracer(UnlearningMethod):
         model.soft_codes = self.soft_codes(model, q)
         forget_ll, coherence = self.forget_and_coherence(model, batch.forget)
         forget = config.lambda1 * forget_ll
-        forget_grad = None
-        if config.reassign and config.use_mask:
-            (forget_grad,) = torch.autograd.grad(forget, self.phi, retain_graph=True)
         retain = nll(model, batch.retain)
         sparsity = self.phi.abs().sum()
-        total = retain + forget + config.lambda2 * coherence + config.lambda3 * sparsity
-        total.backward()
+        rest = retain + config.lambda2 * coherence + config.lambda3 * sparsity
+        forget_grad = None
+        if config.reassign and config.use_mask:
+            # Eq. 11 needs dL_F/dphi alone: backward the forget term first (gradients accumulate, so
+            # theta and phi end with the gradient of the whole objective, at one backward per term)
+            forget.backward(retain_graph=True)
+            forget_grad = torch.zeros_like(self.phi) if self.phi.grad is None else self.phi.grad.clone()
+            rest.backward()
+        else:
+            (forget + rest).backward()
+        total = forget + rest
         torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
         optimizer.step()
         if config.reassign and self.phi.grad is not None:
