@@ -8,8 +8,8 @@ import pytest
 
 from erasure_world import write_world
 from tracer.cli import main
-from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure
 from tracer.errors import UserError
+from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure
 from tracer.io import read_json, sha256_tree
 
 EVAL = ErasureEvalConfig(k_max=10, beam_width=24, mass_users=30)
