@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from erasure_world import write_world
 from test_unlearning_losses import make_context
 from tracer.unlearning.base import build_config, method_class
+from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.objectives import nll
 from tracer.unlearning.tracer import expected_log_likelihood, selective_mask
@@ -131,10 +134,6 @@ def test_commit_keeps_retain_sids_and_every_item_reachable(world):
 def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     """One step: phi moves by -lr_phi * M * dL/dphi, with M built from d(lambda1 L_F)/dphi alone
     (Eq. 10-11), computed here independently with autograd.grad on a copy of the model."""
-    import copy
-
-    from tracer.unlearning.tracer import selective_mask
-
     model, method, batch = tracer_method(world, tau=2.0, lr_phi=0.5, lambda1=0.7, lambda2=0.3)
     twin = copy.deepcopy(model)
     config = method.config
@@ -152,3 +151,23 @@ def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
 
     method.step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0))
     torch.testing.assert_close(method.phi.detach(), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path):
+    """Scoring the forget targets of windows in one pass (with the neighbours' history caches sliced
+    from it) gives exactly the L_F and L_Coh of the same (history, target) examples one by one."""
+    world = write_world(tmp_path, backbone="causal")
+    model, method, _ = tracer_method(world, tau=2.0)
+    forget_mask = method.context.targets.forget_targets
+    sequences = method.context.sequences
+    max_history = model.config.max_history
+    windows = WindowSampler(sequences, forget_mask, 1000, max_history, seed=0).sample()
+    singles = TargetSampler(sequences, forget_mask, 10_000, max_history, seed=0)
+    singles = singles.rows(np.arange(len(singles)))
+    assert int(windows.loss_mask.sum()) == len(singles.items)  # every forget target once
+    with torch.no_grad():
+        model.soft_codes = method.soft_codes(model, method.assignment())
+        from_windows = method.forget_and_coherence(model, windows)
+        from_singles = method.forget_and_coherence(model, singles)
+    for a, b in zip(from_windows, from_singles):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

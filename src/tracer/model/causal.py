@@ -127,24 +127,60 @@ class CausalRecommender(GenerativeRecommender):
         PAD column is a finite filler and must be masked by the caller.
         """
         full_width = sequences.shape[1]
-        kept = recent_history(sequences, self.config.max_history + 1)
-        if bool((sequences[:, : full_width - kept.shape[1]] != PAD_ITEM).any()):
-            raise ValueError(
-                f"sequences hold more than max_history + 1 = {self.config.max_history + 1} items: "
-                "cut them into windows first"
-            )
-        sequences = kept
-        batch, length = sequences.shape
-        x, visible = self._stream(sequences)
-        hidden, _ = self._run(x[:, :-1], visible[:, :-1])  # (B, T * L, d): position j predicts token j
-        per_item = hidden.reshape(batch, length, self.n_levels, -1)
-        first_real = (item_positions(sequences) == 0) & (sequences != PAD_ITEM)  # (B, T)
-        level0 = torch.where(first_real[..., None], hidden[:, :1], per_item[:, :, 0])  # BOS for first item
-        per_item = torch.cat([level0[:, :, None], per_item[:, :, 1:]], dim=2)
+        kept = self._window(sequences)
+        batch, length = kept.shape
+        per_item, _, _ = self._window_pass(kept)
         log_probs = self.heads.all_levels_log_probs(per_item)  # (B, T, L, V)
         uniform = masked_log_softmax(log_probs.new_zeros(self.n_levels, self.max_vocab), self.vocab_mask)
         padding = uniform.expand(batch, full_width - length, -1, -1)  # dropped PAD columns: finite filler
         return torch.cat([padding, log_probs], dim=1)
+
+    def scored_positions(
+        self, sequences: Tensor, rows: Tensor, columns: Tensor
+    ) -> tuple[Tensor, HistoryCache]:
+        """One pass over windows, two results for N chosen real items at (``rows``, ``columns``) (N,):
+
+        - their teacher-forced log-probs (N, L, V) given the items before them (as
+          :meth:`sequence_log_probs`), and
+        - the :class:`HistoryCache` of each of those histories, sliced from the same pass (a causal
+          pass's keys/values at a position depend on earlier positions only), ready for
+          :meth:`prefix_log_probs` of other candidate items after the same history.
+        """
+        kept = self._window(sequences)
+        columns = columns - (sequences.shape[1] - kept.shape[1])
+        per_item, key_values, visible = self._window_pass(kept)
+        chosen = per_item[rows, columns]  # (N, L, d)
+        past = visible.shape[1]
+        before = torch.arange(past, device=visible.device)[None] < (1 + columns * self.n_levels)[:, None]
+        cache = HistoryCache(
+            key_values=[KeyValue(kv.key[rows], kv.value[rows]) for kv in key_values],
+            visible=visible[rows] & before,
+            next_position=item_positions(kept)[rows, columns],
+            last_hidden=chosen[:, 0],
+        )
+        return self.heads.all_levels_log_probs(chosen), cache
+
+    def _window(self, sequences: Tensor) -> Tensor:
+        """The real columns of windows (B, T) holding at most ``max_history + 1`` items each."""
+        kept = recent_history(sequences, self.config.max_history + 1)
+        if bool((sequences[:, : sequences.shape[1] - kept.shape[1]] != PAD_ITEM).any()):
+            raise ValueError(
+                f"sequences hold more than max_history + 1 = {self.config.max_history + 1} items: "
+                "cut them into windows first"
+            )
+        return kept
+
+    def _window_pass(self, sequences: Tensor) -> tuple[Tensor, list[KeyValue], Tensor]:
+        """Windows (B, T) -> the hidden state that predicts each item's level-l token (B, T, L, d), every
+        layer's keys/values and the visibility (B, T * L) of the stream without its last token."""
+        batch, length = sequences.shape
+        x, visible = self._stream(sequences)
+        hidden, key_values = self._run(x[:, :-1], visible[:, :-1])  # (B, T * L, d): position j predicts j + 1
+        per_item = hidden.reshape(batch, length, self.n_levels, -1)
+        first_real = (item_positions(sequences) == 0) & (sequences != PAD_ITEM)  # (B, T)
+        level0 = torch.where(first_real[..., None], hidden[:, :1], per_item[:, :, 0])  # BOS for first item
+        per_item = torch.cat([level0[:, :, None], per_item[:, :, 1:]], dim=2)
+        return per_item, key_values, visible[:, :-1]
 
     def next_item_log_probs(self, histories: Tensor, next_items: Tensor) -> Tensor:
         """Fused teacher forcing: histories (B, T), next_items (B,) -> (B, L, V) in one pass."""

@@ -28,14 +28,17 @@ from tracer.unlearning.batches import ForgetRetainBatch
 @dataclass
 class EraseConfig:
     """Settings every training-based method shares. ``batch_size``: forget examples per step (and
-    retain examples for target backbones); ``retain_windows``: retain windows of ``max_history + 1``
-    items per step for sequence backbones (every retain target in a window is scored)."""
+    retain examples for target backbones). Sequence backbones (causal) draw windows of
+    ``max_history + 1`` items instead, scoring every target of the set in a window in one pass:
+    ``retain_windows`` per step for the retain term, and ``forget_windows`` for the forget term when
+    it is > 0 (0: ``batch_size`` single forget examples)."""
 
     steps: int = 200
     lr: float = 1e-4
     weight_decay: float = 0.0
     batch_size: int = 64
     retain_windows: int = 8
+    forget_windows: int = 0
     grad_clip: float = 1.0
     max_history: int = 50
     seed: int = 0

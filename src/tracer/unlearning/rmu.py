@@ -63,6 +63,8 @@ class RMU(UnlearningMethod):
         blocks = transformer_blocks(model)
         if not blocks:
             raise UserError("rmu needs a transformer backbone (tiger or causal)")
+        if self.config.forget_windows > 0:
+            raise UserError("rmu steers the hidden states of forget examples: set forget_windows to 0")
         index = len(blocks) // 2 if self.config.layer == -1 else self.config.layer
         if not -len(blocks) <= index < len(blocks):
             raise UserError(f"rmu layer {self.config.layer} out of range: the model has {len(blocks)} blocks")

@@ -83,10 +83,16 @@ def count_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> in
 
 
 def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) -> list[dict]:
-    forget = TargetSampler(
-        context.sequences, context.targets.forget_targets, config.batch_size, config.max_history, config.seed
-    )
-    retain_mask = ~context.targets.forget_targets
+    forget_mask = context.targets.forget_targets
+    if model.batch_kind == "sequence" and config.forget_windows > 0:
+        forget = WindowSampler(
+            context.sequences, forget_mask, config.forget_windows, config.max_history, config.seed
+        )
+    else:
+        forget = TargetSampler(
+            context.sequences, forget_mask, config.batch_size, config.max_history, config.seed
+        )
+    retain_mask = ~forget_mask
     if model.batch_kind == "sequence":
         retain = WindowSampler(
             context.sequences, retain_mask, config.retain_windows, config.max_history, config.seed + 1

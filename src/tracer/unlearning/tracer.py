@@ -21,6 +21,7 @@ from torch import Tensor
 from tracer.model.base import GenerativeRecommender, SoftCodes
 from tracer.semantic_ids.quantization import load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
+from tracer.training.batches import SequenceBatch
 from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
 from tracer.unlearning.batches import ForgetRetainBatch, TargetBatch
 from tracer.unlearning.coherence import nearest_retain_items
@@ -59,7 +60,11 @@ def hard_log_likelihood(log_probs: Tensor, codes: Tensor) -> Tensor:
 def candidate_log_probs(model: GenerativeRecommender, histories: Tensor, candidates: Tensor) -> Tensor:
     """Teacher-forced per-level log-probs of W candidate next items per history, encoding each history
     once: histories (B, T), candidates (B, W) -> (B, W, n_levels, max_vocab)."""
-    cache = model.encode_history(histories)
+    return cached_candidate_log_probs(model, model.encode_history(histories), candidates)
+
+
+def cached_candidate_log_probs(model: GenerativeRecommender, cache, candidates: Tensor) -> Tensor:
+    """As :func:`candidate_log_probs` from an already encoded history cache (B histories)."""
     embeddings = model.item_token_embeddings(candidates)  # (B, W, n_levels, d); soft codes apply
     rows = [model.prefix_log_probs(cache, embeddings[:, :, :level]) for level in range(model.n_levels)]
     return torch.stack(rows, dim=2)
@@ -129,28 +134,43 @@ class Tracer(UnlearningMethod):
         return SoftCodes(items=self.items, probs=probs)
 
     # -- loss terms ------------------------------------------------------------------------------
-    def forget_and_coherence(self, model: GenerativeRecommender, batch: TargetBatch) -> tuple[Tensor, Tensor]:
+    def forget_and_coherence(
+        self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
+    ) -> tuple[Tensor, Tensor]:
         """(L_F, L_Coh) of a forget batch, sharing one history encoding per example.
 
         L_F (Eq. 8): mean log-likelihood of the forget targets (minimising it pushes them down).
         L_Coh (Eq. 9): -(1/K_c) sum over the K_c nearest retain items of the forget target of their
         teacher-forced SID log-likelihood given the same forget history (mean over the batch); zero when
-        lambda2 = 0 (no neighbours are scored then)."""
+        lambda2 = 0 (no neighbours are scored then).
+
+        A :class:`SequenceBatch` (windows, causal backbone) scores every forget target of a window and
+        takes the history caches for the neighbours from the same pass; a :class:`TargetBatch` encodes
+        each history once and scores the target with its neighbours as candidates."""
         with_neighbours = self.config.lambda2 > 0
-        candidates = batch.items[:, None]
-        if with_neighbours:
-            candidates = torch.cat([candidates, self.neighbours[batch.items]], dim=1)  # (B, 1 + K_c)
-        log_probs = candidate_log_probs(model, batch.histories, candidates)  # (B, W, n_levels, V)
-        target_log_probs = log_probs[:, 0]
+        neighbour_log_probs = None
+        if isinstance(batch, SequenceBatch):
+            rows, columns = batch.loss_mask.nonzero(as_tuple=True)
+            items = batch.sequences[rows, columns]
+            target_log_probs, cache = model.scored_positions(batch.sequences, rows, columns)
+            if with_neighbours:
+                neighbour_log_probs = cached_candidate_log_probs(model, cache, self.neighbours[items])
+        else:
+            items = batch.items
+            candidates = items[:, None]
+            if with_neighbours:
+                candidates = torch.cat([candidates, self.neighbours[items]], dim=1)  # (B, 1 + K_c)
+            log_probs = candidate_log_probs(model, batch.histories, candidates)  # (B, W, n_levels, V)
+            target_log_probs, neighbour_log_probs = log_probs[:, 0], log_probs[:, 1:]
         if self.config.soft_target_labels:
-            labels = model.soft_codes.probs[torch.searchsorted(self.items, batch.items)]  # items are sorted
+            labels = model.soft_codes.probs[torch.searchsorted(self.items, items)]  # items are sorted
             forget = expected_log_likelihood(target_log_probs, labels).mean()
         else:
-            forget = hard_log_likelihood(target_log_probs, model.codes[batch.items]).mean()
+            forget = hard_log_likelihood(target_log_probs, model.codes[items]).mean()
         if not with_neighbours:
             return forget, torch.zeros((), device=forget.device)
-        neighbours = candidates[:, 1:]
-        coherence = -hard_log_likelihood(log_probs[:, 1:], model.codes[neighbours]).mean()
+        neighbours = self.neighbours[items]
+        coherence = -hard_log_likelihood(neighbour_log_probs, model.codes[neighbours]).mean()
         return forget, coherence
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
