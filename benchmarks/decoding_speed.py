@@ -1,13 +1,15 @@
-"""Decoding speed and quality on synthetic data shaped like MovieLens-1M, and trie scaling.
+"""Decoding speed and quality on a trained model (or synthetic data shaped like MovieLens-1M), and
+trie scaling.
 
-1. 3,883 items with codes 3 x 64 (+ dedup digit), histories of 50 items, a randomly initialised
-   ``causal`` "small" model: users/s of the batched beam search (top-10, beam 20) vs the per-beam
-   reference loop (outputs asserted equal), and the overlap of the beam's top-10 with the exact scorer's
-   top-10 for a few beam widths.
+1. With ``--model DIR --data DATA``: the trained model artifact and the test histories of DATA (last 50
+   items); without: 3,883 items with codes 3 x 64 (+ dedup digit), random histories of 50 items and a
+   randomly initialised ``causal`` "small" model. Users/s of the batched beam search (top-10, beam 20)
+   vs the per-beam reference loop (outputs asserted equal), and the overlap of the beam's top-10 with the
+   exact scorer's top-10 for a few beam widths.
 2. 1,000,000 random 3 x 256 codes (+ dedup): trie build time and ``allowed_mask`` throughput.
 
-Run: ``.venv/bin/python benchmarks/decoding_speed.py`` (prints a markdown table, writes JSON to
-benchmarks/results/decoding_speed.json).
+Run: ``.venv/bin/python benchmarks/decoding_speed.py [--model DIR --data DATA]`` (prints a markdown
+table, writes JSON to benchmarks/results/decoding_speed.json).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tracer.data.artifact import load_dataset
+from tracer.data.sequences import build_sequences
+from tracer.evaluation.evaluate import load_model_artifact
 from tracer.io import write_json
 from tracer.model.base import GenerativeRecommender
-from tracer.model.decoding import beam_search, exact_scores
+from tracer.model.decoding import beam_search, exact_scores, pad_histories
 from tracer.model.registry import model_from_preset
 from tracer.semantic_ids.trie import PrefixTrie
 
@@ -76,12 +81,25 @@ def time_call(function, *args):
     return result, time.perf_counter() - start
 
 
+def trained_setup(args: argparse.Namespace) -> tuple:
+    """The trained model of ``args.model``, its codes and vocabulary, and ``args.users`` test histories."""
+    model, sid_table, _ = load_model_artifact(args.model)
+    histories = build_sequences(load_dataset(args.data)).histories("test")
+    picked = np.random.default_rng(args.seed).permutation(len(histories))[: args.users]
+    padded = pad_histories([histories[i][-50:] for i in picked], 50)
+    name = f"{model.config_dict().get('n_layers', '?')}-layer trained model {args.model}"
+    return model.eval(), name, model.codes, list(sid_table.vocab_sizes), padded
+
+
 def decoding_benchmark(args: argparse.Namespace) -> dict:
-    codes, vocab_sizes = skewed_codes(3883, 3, 64, seed=args.seed)
-    model, model_name = build_model(codes, vocab_sizes, args.seed)
+    if args.model is not None:
+        model, model_name, codes, vocab_sizes, histories = trained_setup(args)
+    else:
+        codes, vocab_sizes = skewed_codes(3883, 3, 64, seed=args.seed)
+        model, model_name = build_model(codes, vocab_sizes, args.seed)
+        generator = torch.Generator().manual_seed(args.seed + 1)
+        histories = torch.randint(0, len(codes), (args.users, 50), generator=generator)
     trie = PrefixTrie.from_codes(codes, vocab_sizes)
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    histories = torch.randint(0, len(codes), (args.users, 50), generator=generator)
     reference = load_module("reference_decoding", ROOT / "benchmarks" / "reference_decoding.py")
 
     beam_search(model, trie, histories[: args.batch_size], args.k, args.beam)  # warm-up
@@ -196,6 +214,8 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="trained model folder (default: a random model)")
+    parser.add_argument("--data", type=Path, help="prepared dataset of --model (its test histories)")
     parser.add_argument("--users", type=int, default=512)
     parser.add_argument("--reference-users", type=int, default=16)
     parser.add_argument("--exact-users", type=int, default=64)
