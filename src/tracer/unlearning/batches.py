@@ -1,9 +1,10 @@
 """Forget and retain batches (METHOD.md section 3): examples drawn from D_f / D_r.
 
-Forget batches are (history, next item) examples. Retain batches are the same for target backbones
-(tiger); for sequence backbones (causal) they are windows of ``max_history + 1`` training items with
-every retain target in them scored in one pass (``training.batches.SequenceBatch``): ~50 targets for
-the price of one history, the way the model was trained.
+For target backbones (tiger) both are (history, next item) examples (:class:`TargetSampler`). For
+sequence backbones (causal) the retain batch, and the forget batch when a method asks for it, are
+windows of ``max_history + 1`` training items with every target of the set in them scored in one pass
+(:class:`WindowSampler`, ``training.batches.SequenceBatch``): ~50 retain targets for the price of one
+history, the way the model was trained.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class TargetBatch:
 
 @dataclass
 class ForgetRetainBatch:
-    forget: TargetBatch
+    forget: TargetBatch | SequenceBatch
     retain: TargetBatch | SequenceBatch
 
 
