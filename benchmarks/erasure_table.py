@@ -1,9 +1,12 @@
-"""Markdown table of a bench results folder: every method's metrics as mean ± std over seeds.
+"""Markdown tables of a bench results folder: every method's metrics as mean ± std over seeds, and
+TRACER's standing against the goals of issue 6.
 
-    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k-horror
+    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [--cells]
 
-Prints the table (one per dataset x concept) for BENCHMARKS.md. A grid that is still running (no
-results.json yet) is summarised from its finished cells.
+Prints one table per dataset x concept for BENCHMARKS.md, then the goals table: TRACER's Exposure@10
+against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds), and the
+methods that beat it on both Exposure@10 and retain NDCG@10. ``--cells`` (or a grid that is still
+running, with no results.json yet) summarises the finished cells instead of results.json.
 """
 
 from __future__ import annotations
@@ -37,16 +40,15 @@ def cell(mean: float, std: float) -> str:
     return f"{mean:.{digits}f}" if std is None or math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def bench_rows(folder: str) -> pd.DataFrame:
+def bench_rows(folder: str, from_cells: bool = False) -> pd.DataFrame:
     """The rows of ``folder/results.json``, or of its finished cells while the grid is still running."""
-    if (Path(folder) / "results.json").is_file():
+    if not from_cells and (Path(folder) / "results.json").is_file():
         return load_results(folder).rows
     cells = sorted((Path(folder) / "cells").glob("*.json"))
     return pd.DataFrame([json.loads(cell.read_text()) for cell in cells])
 
 
-def markdown(folder: str) -> str:
-    summary = aggregate(bench_rows(folder))
+def markdown(summary: pd.DataFrame) -> str:
     out = []
     for (dataset, concept), group in summary.groupby(["dataset", "concept"], sort=False):
         out.append(f"**{dataset}, concept {concept!r}** (seeds per row in the last column)\n")
@@ -59,7 +61,40 @@ def markdown(folder: str) -> str:
     return "\n".join(out)
 
 
+def goals(summary: pd.DataFrame) -> str:
+    """TRACER against Retrain per dataset x concept (means over seeds) and the baselines that dominate it."""
+    out = [
+        "| dataset | concept | TRACER / Retrain Exposure@10 | retain NDCG@10 vs Retrain | seconds vs Retrain "
+        "| better on both Exposure@10 and retain NDCG@10 |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for (dataset, concept), group in summary.groupby(["dataset", "concept"], sort=False):
+        rows = group.set_index("method")
+        if not {"tracer", "retrain"} <= set(rows.index):
+            continue
+        tracer, retrain = rows.loc["tracer"], rows.loc["retrain"]
+        exposure, ndcg = "exposure@10_mean", "retain_ndcg@10_mean"
+        dominating = [
+            method
+            for method, row in rows.iterrows()
+            if method not in ("tracer", "original")
+            and row[exposure] <= tracer[exposure]
+            and row[ndcg] >= tracer[ndcg]
+            and (row[exposure] < tracer[exposure] or row[ndcg] > tracer[ndcg])
+        ]
+        out.append(
+            f"| {dataset} | {concept} | {tracer[exposure]:.4f} / {retrain[exposure]:.4f} "
+            f"| {tracer[ndcg] / retrain[ndcg]:.0%} | {tracer['seconds_mean'] / retrain['seconds_mean']:.1%} "
+            f"| {', '.join(dominating) or 'none'} |"
+        )
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
-    print(markdown(parser.parse_args().folder))
+    parser.add_argument("--cells", action="store_true", help="read the finished cells, not results.json")
+    args = parser.parse_args()
+    summary = aggregate(bench_rows(args.folder, args.cells))
+    print(markdown(summary))
+    print(goals(summary))
