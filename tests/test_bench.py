@@ -95,3 +95,33 @@ def test_bad_bench_config(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"datasets": {"x": {}}, "concepts": {"x": ["A"]}, "methods": ["magic"]}))
     assert main(["bench", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "unknown erasure method 'magic'" in capsys.readouterr().err
+
+
+def test_cell_tags_follow_the_method_config_files(tmp_path, monkeypatch):
+    """A changed default in configs/unlearning/<method>.yaml gives new artifact and cell tags, so a
+    resumed grid never reuses a cell computed with other settings; grid overrides change them too."""
+    from tracer.pipelines import bench as bench_module
+    from tracer.pipelines.bench import Bench
+    from tracer.pipelines.bench_config import load_bench_config
+
+    path = tmp_path / "bench.yaml"
+    config = {
+        "datasets": {"tiny": {"prepare": {"dataset": "ml-100k"}, "train": {"preset": "tiny"}}},
+        "concepts": {"tiny": ["Horror"]},
+        "methods": ["tracer", "ga"],
+    }
+    path.write_text(yaml.safe_dump(config))
+    bench = Bench(load_bench_config(path), tmp_path / "out")
+    plan = bench.config.datasets[0]
+    before = {m: bench.cell_key(plan, "Horror", m, 0) for m in ("tracer", "tracer-no-mask", "ga")}
+
+    defaults = bench_module.method_defaults
+    monkeypatch.setattr(
+        bench_module,
+        "method_defaults",
+        lambda method: {**defaults(method), "steps": 7} if method.startswith("tracer") else defaults(method),
+    )
+    after = {m: bench.cell_key(plan, "Horror", m, 0) for m in before}
+    assert after["tracer"] != before["tracer"] and after["tracer-no-mask"] != before["tracer-no-mask"]
+    assert after["ga"] == before["ga"]
+    assert bench.effective_settings("tracer-no-mask")["use_mask"] is False  # ablation switch kept
