@@ -4,6 +4,7 @@ saved and reproduce it, a rerun skips finished cells, and the report is written.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -125,3 +126,26 @@ def test_cell_tags_follow_the_method_config_files(tmp_path, monkeypatch):
     assert after["tracer"] != before["tracer"] and after["tracer-no-mask"] != before["tracer-no-mask"]
     assert after["ga"] == before["ga"]
     assert bench.effective_settings("tracer-no-mask")["use_mask"] is False  # ablation switch kept
+
+
+def test_a_grid_of_another_shape_reuses_finished_cells_and_their_rankings(bench_run, tmp_path):
+    """Adding a concept nests the rankings by concept; the finished Horror cells are reused (not
+    recomputed) and their rankings copied to the new layout."""
+    _, path, finished = bench_run
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)  # the other tests keep their folder
+    config = yaml.safe_load(path.read_text())
+    config["concepts"]["tiny"] = ["Horror", "Drama"]
+    config["methods"] = ["filter"]
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(yaml.safe_dump(config))
+    stamp = (out / "cells").glob("*horror__filter*")
+    stamps = {p.name: p.stat().st_mtime_ns for p in stamp}
+    assert main(["bench", str(wider), "--out", str(out)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*horror__filter*")} == stamps
+    for method in ("retrain", "filter"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / "recs" / "horror" / f"{method}.parquet"),
+            pd.read_parquet(out / "recs" / f"{method}.parquet"),
+        )
+    assert (out / "recs" / "drama" / "filter.parquet").is_file()

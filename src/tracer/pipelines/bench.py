@@ -10,6 +10,7 @@ cell (the schema of :mod:`tracer.reporting.results`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import platform
 import re
@@ -150,9 +151,25 @@ class Bench:
             parts.append(f"seed{seed}")
         return self.out.joinpath("recs", *parts, f"{method}.parquet")
 
+    def _reuse_recs(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> None:
+        """A finished cell of another grid shape over the same folder nested its rankings differently
+        (e.g. one concept of a two-concept grid): copy them to this grid's path."""
+        target = self.recs_path(plan, concept, method, seed)
+        if target.is_file():
+            return
+        dimensions = [plan.name, slug(concept), f"seed{seed}"]
+        for keep in itertools.product([True, False], repeat=3):
+            parts = [part for part, kept in zip(dimensions, keep) if kept]
+            source = self.out.joinpath("recs", *parts, f"{method}.parquet")
+            if source.is_file():
+                write_parquet(target, pd.read_parquet(source))
+                return
+        raise FileNotFoundError(f"the rankings of the finished cell {method} (seed {seed}) are missing")
+
     def run_cell(self, plan: DatasetPlan, concept: str, method: str, seed: int, retrain) -> dict:
         path = self.out / "cells" / f"{self.cell_key(plan, concept, method, seed)}.json"
         if path.is_file():
+            self._reuse_recs(plan, concept, method, seed)
             return read_json(path)
         artifact = self.artifact(plan, concept, method, seed)
         data_dir = self.data_dir(plan)
