@@ -14,7 +14,7 @@ from tracer.unlearning.base import build_config, method_class
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.objectives import nll
-from tracer.unlearning.tracer import expected_log_likelihood, selective_mask
+from tracer.unlearning.tracer import expected_log_likelihood, floored, selective_mask
 
 
 @pytest.fixture(scope="module", params=["causal", "tiger"])
@@ -171,3 +171,10 @@ def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path):
         from_singles = method.forget_and_coherence(model, singles)
     for a, b in zip(from_windows, from_singles):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_forget_floor_stops_the_push_below_it():
+    log_likelihoods = torch.tensor([-3.0, -20.0], requires_grad=True)
+    floored(log_likelihoods, -10.0).mean().backward()
+    assert log_likelihoods.grad.tolist() == [0.5, 0.0]
+    assert floored(log_likelihoods, None) is log_likelihoods

@@ -32,7 +32,9 @@ from tracer.unlearning.objectives import nll
 class TracerConfig(EraseConfig):
     """METHOD.md section 4 defaults. ``reassign`` False freezes phi at 0 (ablation); ``use_mask`` False
     drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept target's level-l label is q_phi
-    (expected log-likelihood) rather than its stored code."""
+    (expected log-likelihood) rather than its stored code. ``forget_floor`` (nats, None = Eq. 8 as
+    written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
+    which is otherwise unbounded below (an extension, measured in BENCHMARKS.md)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -40,6 +42,7 @@ class TracerConfig(EraseConfig):
     lambda3: float = 1e-3
     lr_phi: float = 1e-2
     coherence_neighbours: int = 5
+    forget_floor: float | None = None
     reassign: bool = True
     use_mask: bool = True
     soft_target_labels: bool = True
@@ -50,6 +53,11 @@ def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
     Tokens outside a level's vocabulary (log p = -inf) carry zero label mass and contribute 0."""
     safe = torch.where(label_probs > 0, log_probs, torch.zeros_like(log_probs))
     return (label_probs * safe).sum((-1, -2))
+
+
+def floored(log_likelihoods: Tensor, floor: float | None) -> Tensor:
+    """max(log-likelihood, floor) per target (B,): no gradient once a target is pushed below the floor."""
+    return log_likelihoods if floor is None else log_likelihoods.clamp_min(floor)
 
 
 def hard_log_likelihood(log_probs: Tensor, codes: Tensor) -> Tensor:
@@ -164,9 +172,10 @@ class Tracer(UnlearningMethod):
             target_log_probs, neighbour_log_probs = log_probs[:, 0], log_probs[:, 1:]
         if self.config.soft_target_labels:
             labels = model.soft_codes.probs[torch.searchsorted(self.items, items)]  # items are sorted
-            forget = expected_log_likelihood(target_log_probs, labels).mean()
+            per_target = expected_log_likelihood(target_log_probs, labels)
         else:
-            forget = hard_log_likelihood(target_log_probs, model.codes[items]).mean()
+            per_target = hard_log_likelihood(target_log_probs, model.codes[items])
+        forget = floored(per_target, self.config.forget_floor).mean()
         if not with_neighbours:
             return forget, torch.zeros((), device=forget.device)
         neighbours = self.neighbours[items]
