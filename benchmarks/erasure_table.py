@@ -1,7 +1,7 @@
 """Markdown tables of a bench results folder: every method's metrics as mean ± std over seeds, and
 TRACER's standing against the goals of issue 6.
 
-    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [--cells]
+    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [--cells] [--seeds 0 1]
 
 Prints one table per dataset x concept for BENCHMARKS.md, then the goals table: TRACER's Exposure@10
 against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds), and the
@@ -96,7 +96,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
     parser.add_argument("--cells", action="store_true", help="read the finished cells, not results.json")
+    parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: all)")
     args = parser.parse_args()
-    summary = aggregate(bench_rows(args.folder, args.cells))
+    rows = bench_rows(args.folder, args.cells)
+    if args.seeds:
+        rows = rows[rows["seed"].isin(args.seeds)]
+    summary = aggregate(rows)
     print(markdown(summary))
     print(goals(summary))
