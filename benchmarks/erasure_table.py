@@ -5,9 +5,9 @@ TRACER's standing against the goals of issue 6.
 
 Prints one table per dataset x concept for BENCHMARKS.md, then the goals table: TRACER's Exposure@10
 against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds), and the
-baselines (not Retrain, the reference, nor TRACER's ablations) that beat it on both Exposure@10 and retain NDCG@10. ``--cells``
-(or a grid that is still running, with no results.json yet) summarises the finished cells instead of
-results.json.
+baselines (not Retrain, the reference, nor TRACER's ablations) that beat it on both Exposure@10 and
+retain NDCG@10. ``--cells`` (or a grid that is still running, with no results.json yet) summarises the
+finished cells instead of results.json.
 """
 
 from __future__ import annotations
