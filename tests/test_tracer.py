@@ -13,7 +13,7 @@ from test_unlearning_losses import make_context
 from tracer.unlearning.base import build_config, method_class
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
-from tracer.unlearning.objectives import nll
+from tracer.unlearning.objectives import kl_to_reference, level_log_probs, nll
 from tracer.unlearning.tracer import expected_log_likelihood, floored, selective_mask
 
 
@@ -24,8 +24,9 @@ def world(request, tmp_path_factory):
 
 def tracer_method(world, **settings):
     cls = method_class("tracer")
-    model, context, batch = make_context(world, False)
-    method = cls(build_config(cls, settings), context)
+    config = build_config(cls, settings)
+    model, context, batch = make_context(world, cls.wants_reference(config))
+    method = cls(config, context)
     method.setup(model)
     return model.eval(), method, batch
 
@@ -178,3 +179,48 @@ def test_forget_floor_stops_the_push_below_it():
     floored(log_likelihoods, -10.0).mean().backward()
     assert log_likelihoods.grad.tolist() == [0.5, 0.0]
     assert floored(log_likelihoods, None) is log_likelihoods
+
+
+def test_retain_kl_vanishes_at_the_parent_and_pulls_back_towards_it(world):
+    """The optional KL(parent || model) retain term is 0 with a zero gradient at the parent (so the
+    first step is Eq. 10's), equals KL computed level by level once the model moved, and a small
+    gradient step on it brings the model's retain distributions back towards the parent's."""
+    model, method, batch = tracer_method(world, retain_kl=3.0)
+    assert method.context.reference is not None
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def gradients(loss):
+        return torch.autograd.grad(loss, parameters, allow_unused=True)
+
+    plain = nll(model, batch.retain)
+    with_kl = method.retain_term(model, batch.retain)
+    torch.testing.assert_close(with_kl, plain)
+    for a, b in zip(gradients(nll(model, batch.retain)), gradients(method.retain_term(model, batch.retain))):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+    with torch.no_grad():
+        for parameter in parameters:
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    log_p = level_log_probs(model, batch.retain)
+    with torch.no_grad():
+        log_q = level_log_probs(method.context.reference, batch.retain)
+    by_hand = 0.0
+    for row in range(log_p.shape[0]):
+        for level in range(log_p.shape[1]):
+            valid = torch.isfinite(log_q[row, level])
+            p, q = log_p[row, level, valid].exp(), log_q[row, level, valid].exp()
+            by_hand += float((q * (q.log() - p.log())).sum().detach())
+    divergence = by_hand / (log_p.shape[0] * log_p.shape[1])
+    assert divergence > 0
+    extra = method.retain_term(model, batch.retain) - nll(model, batch.retain)
+    assert float(extra.detach()) == pytest.approx(3.0 * divergence, rel=1e-4)
+
+    kl = kl_to_reference(model, method.context.reference, batch.retain)
+    grads = gradients(kl)
+    with torch.no_grad():
+        for parameter, grad in zip(parameters, grads):
+            if grad is not None:
+                parameter.sub_(1e-2 * grad)
+    after = kl_to_reference(model, method.context.reference, batch.retain)
+    assert float(after.detach()) < float(kl.detach())

@@ -72,6 +72,11 @@ class UnlearningMethod(ABC):
         self.config = config
         self.context = context
 
+    @classmethod
+    def wants_reference(cls, config: EraseConfig) -> bool:
+        """Whether this run needs a frozen copy of the parent (``context.reference``)."""
+        return cls.needs_reference
+
     def setup(self, model: GenerativeRecommender) -> None:
         """Called once before the first step (hooks, extra parameters, ...); nothing by default."""
         return None

@@ -144,7 +144,7 @@ def erase(request: EraseRequest) -> dict:
     model.to(device)
     torch.manual_seed(config.seed)
     reference = None
-    if cls.needs_reference:
+    if cls.wants_reference(config):
         reference = copy.deepcopy(model).eval().requires_grad_(False)
     context = ErasureContext(
         data_dir=request.data_dir,

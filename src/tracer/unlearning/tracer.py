@@ -25,7 +25,12 @@ from tracer.training.batches import SequenceBatch
 from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
 from tracer.unlearning.batches import ForgetRetainBatch, TargetBatch
 from tracer.unlearning.coherence import nearest_retain_items
-from tracer.unlearning.objectives import nll
+from tracer.unlearning.objectives import (
+    level_kl,
+    level_log_probs,
+    nll,
+    reference_log_probs,
+)
 
 
 @dataclass
@@ -34,7 +39,9 @@ class TracerConfig(EraseConfig):
     drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept target's level-l label is q_phi
     (expected log-likelihood) rather than its stored code. ``forget_floor`` (nats, None = Eq. 8 as
     written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
-    which is otherwise unbounded below (an extension, measured in BENCHMARKS.md)."""
+    which is otherwise unbounded below (an extension, measured in BENCHMARKS.md). ``retain_kl``: weight
+    of an added KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10
+    as written; an extension, measured in BENCHMARKS.md)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -43,6 +50,7 @@ class TracerConfig(EraseConfig):
     lr_phi: float = 1e-2
     coherence_neighbours: int = 5
     forget_floor: float | None = None
+    retain_kl: float = 0.0
     reassign: bool = True
     use_mask: bool = True
     soft_target_labels: bool = True
@@ -99,6 +107,10 @@ def selective_mask(q: Tensor, rho: Tensor, forget_grad: Tensor) -> Tensor:
 class Tracer(UnlearningMethod):
     name = "tracer"
     config_class = TracerConfig
+
+    @classmethod
+    def wants_reference(cls, config: TracerConfig) -> bool:
+        return config.retain_kl > 0
 
     def setup(self, model: GenerativeRecommender) -> None:
         context, config = self.context, self.config
@@ -182,6 +194,14 @@ class Tracer(UnlearningMethod):
         coherence = -hard_log_likelihood(neighbour_log_probs, model.codes[neighbours]).mean()
         return forget, coherence
 
+    def retain_term(self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch) -> Tensor:
+        """L_R (Eq. 7), plus ``retain_kl`` x KL(parent || model) of the same pass's token distributions."""
+        if self.config.retain_kl == 0:
+            return nll(model, batch)
+        log_probs = level_log_probs(model, batch)
+        divergence = level_kl(log_probs, reference_log_probs(self.context.reference, batch))
+        return nll(model, batch, log_probs) + self.config.retain_kl * divergence
+
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
         config = self.config
         optimizer.zero_grad(set_to_none=True)
@@ -189,7 +209,7 @@ class Tracer(UnlearningMethod):
         model.soft_codes = self.soft_codes(model, q)
         forget_ll, coherence = self.forget_and_coherence(model, batch.forget)
         forget = config.lambda1 * forget_ll
-        retain = nll(model, batch.retain)
+        retain = self.retain_term(model, batch.retain)
         sparsity = self.phi.abs().sum()
         rest = retain + config.lambda2 * coherence + config.lambda3 * sparsity
         forget_grad = None
