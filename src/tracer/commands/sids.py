@@ -20,7 +20,12 @@ def sids(
     codebook_size: int | None = typer.Option(
         None, "--codebook-size", min=2, help="Codewords per level K (default: from the catalogue size)."
     ),
-    encoder: str = typer.Option("use", "--encoder", help=f"Text encoder: {' or '.join(ENCODERS)}."),
+    encoder: str = typer.Option(
+        "use",
+        "--encoder",
+        help=f"Item vectors: text encoder {' or '.join(ENCODERS)}, or cf (collaborative: an SVD of the "
+        "training interactions).",
+    ),
     vectors: Path | None = typer.Option(
         None,
         "--vectors",
