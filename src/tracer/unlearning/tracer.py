@@ -194,13 +194,16 @@ class Tracer(UnlearningMethod):
         coherence = -hard_log_likelihood(neighbour_log_probs, model.codes[neighbours]).mean()
         return forget, coherence
 
-    def retain_term(self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch) -> Tensor:
-        """L_R (Eq. 7), plus ``retain_kl`` x KL(parent || model) of the same pass's token distributions."""
-        if self.config.retain_kl == 0:
-            return nll(model, batch)
+    def retain_terms(
+        self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
+    ) -> tuple[Tensor, Tensor]:
+        """(L_R of Eq. 7, KL(parent || model) of the same pass's token distributions); the KL is a zero
+        tensor, and the parent is not run, when ``retain_kl`` is 0."""
         log_probs = level_log_probs(model, batch)
-        divergence = level_kl(log_probs, reference_log_probs(self.context.reference, batch))
-        return nll(model, batch, log_probs) + self.config.retain_kl * divergence
+        retain = nll(model, batch, log_probs)
+        if self.config.retain_kl == 0:
+            return retain, torch.zeros((), device=retain.device)
+        return retain, level_kl(log_probs, reference_log_probs(self.context.reference, batch))
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
         config = self.config
@@ -209,9 +212,9 @@ class Tracer(UnlearningMethod):
         model.soft_codes = self.soft_codes(model, q)
         forget_ll, coherence = self.forget_and_coherence(model, batch.forget)
         forget = config.lambda1 * forget_ll
-        retain = self.retain_term(model, batch.retain)
+        retain, divergence = self.retain_terms(model, batch.retain)
         sparsity = self.phi.abs().sum()
-        rest = retain + config.lambda2 * coherence + config.lambda3 * sparsity
+        rest = retain + config.retain_kl * divergence + config.lambda2 * coherence + config.lambda3 * sparsity
         forget_grad = None
         if config.reassign and config.use_mask:
             # Eq. 11 needs dL_F/dphi alone: backward the forget term first (gradients accumulate, so
@@ -235,6 +238,7 @@ class Tracer(UnlearningMethod):
         self.last_terms = {
             "loss": float(total.detach()),
             "retain_nll": float(retain.detach()),
+            "retain_kl": float(divergence.detach()),
             "forget_ll": float(forget_ll.detach()),
             "coherence": float(coherence.detach()),
             "phi_l1": float(sparsity.detach()),
