@@ -14,13 +14,7 @@ from tracer.unlearning.base import build_config, method_class
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.objectives import kl_to_reference, level_log_probs, nll
-from tracer.unlearning.tracer import (
-    exclusive_levels,
-    expected_log_likelihood,
-    floored,
-    prefix_keys,
-    selective_mask,
-)
+from tracer.unlearning.tracer import expected_log_likelihood, floored, selective_mask
 
 
 @pytest.fixture(scope="module", params=["causal", "tiger"])
@@ -69,48 +63,6 @@ def test_expected_log_likelihood_ignores_out_of_vocab_tokens():
     log_probs = torch.tensor([[[-0.1, -2.5, float("-inf")]]])
     labels = torch.tensor([[[0.25, 0.75, 0.0]]])
     assert float(expected_log_likelihood(log_probs, labels)) == pytest.approx(0.25 * -0.1 + 0.75 * -2.5)
-
-
-def test_exclusive_levels_hand_built_case():
-    """A level is exclusive from the first prefix no retain item has; the last level always counts."""
-    retain = np.array([[0, 1, 0], [0, 2, 0], [1, 0, 0]])
-    concept = np.array(
-        [
-            [0, 1, 1],  # shares (0, 1) -> exclusive at the last level only
-            [0, 3, 0],  # shares (0,) -> exclusive from level 1
-            [2, 0, 0],  # no retain item starts with 2 -> exclusive everywhere
-            [1, 0, 0],  # a full collision (fresh dedup digit at commit) -> the last level still counts
-        ]
-    )
-    expected = np.array([[False, False, True], [False, True, True], [True, True, True], [False, False, True]])
-    assert np.array_equal(exclusive_levels(concept, prefix_keys(retain, 4), 4), expected)
-
-
-def test_exclusive_forget_levels_drop_the_shared_levels_from_the_forget_term(world):
-    """With ``exclusive_forget_levels`` L_F is Eq. 8's sum restricted, per target, to the levels on a
-    branch of the trie no retain item shares (checked level by level against a brute-force prefix
-    search), and it differs from the all-levels term on this world."""
-    model, method, batch = tracer_method(world, tau=1e-6, exclusive_forget_levels=True)
-    codes = world.sid_table.codes
-    retain_codes = codes[~method.context.concept.item_mask]
-    with torch.no_grad():
-        model.soft_codes = method.soft_codes(model, method.assignment())
-        restricted = float(method.forget_and_coherence(model, batch.forget)[0])
-        by_hand = []
-        for row in range(len(batch.forget.items)):
-            item = int(batch.forget.items[row])
-            history = batch.forget.histories[row : row + 1]
-            log_probs = model.next_item_log_probs(history, torch.tensor([item]))[0]
-            total = 0.0
-            for level in range(model.n_levels):
-                shared = any(tuple(r[: level + 1]) == tuple(codes[item, : level + 1]) for r in retain_codes)
-                if not shared or level == model.n_levels - 1:
-                    total += float(log_probs[level, codes[item, level]])
-            by_hand.append(total)
-        method.config.exclusive_forget_levels = False
-        everything = float(method.forget_and_coherence(model, batch.forget)[0])
-    assert restricted == pytest.approx(float(np.mean(by_hand)), rel=1e-4)
-    assert restricted > everything  # some shared levels were dropped (their log-probs are negative)
 
 
 def test_coherence_matches_direct_computation(world):

@@ -41,11 +41,7 @@ class TracerConfig(EraseConfig):
     written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
     which is otherwise unbounded below (an extension, measured in BENCHMARKS.md). ``retain_kl``: weight
     of an added KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10
-    as written; an extension, measured in BENCHMARKS.md). ``exclusive_forget_levels``: L_F counts only
-    the levels of a concept target's SID whose prefix (up to and including that level, at the current
-    argmax codes) no retain item shares, so forgetting pushes down the concept's own branch of the trie
-    and not the tokens it shares with retain items (False = Eq. 8 over every level; an extension,
-    measured in BENCHMARKS.md)."""
+    as written; an extension, measured in BENCHMARKS.md)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -55,45 +51,16 @@ class TracerConfig(EraseConfig):
     coherence_neighbours: int = 5
     forget_floor: float | None = None
     retain_kl: float = 0.0
-    exclusive_forget_levels: bool = False
     reassign: bool = True
     use_mask: bool = True
     soft_target_labels: bool = True
 
 
-def expected_log_likelihood(
-    log_probs: Tensor, label_probs: Tensor, level_weights: Tensor | None = None
-) -> Tensor:
-    """sum_l w[b, l] sum_k label[b, l, k] * log p[b, l, k] per example: (B, n_levels, V) x2 -> (B,);
-    ``level_weights`` (B, n_levels), default all ones. Tokens outside a level's vocabulary (log p = -inf)
-    carry zero label mass and contribute 0."""
+def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
+    """sum_l sum_k label[b, l, k] * log p[b, l, k] per example: (B, n_levels, V) x2 -> (B,).
+    Tokens outside a level's vocabulary (log p = -inf) carry zero label mass and contribute 0."""
     safe = torch.where(label_probs > 0, log_probs, torch.zeros_like(log_probs))
-    per_level = (label_probs * safe).sum(-1)
-    return (per_level if level_weights is None else per_level * level_weights).sum(-1)
-
-
-def prefix_keys(codes: np.ndarray, base: int) -> np.ndarray:
-    """One integer per item and level naming the SID prefix up to and including that level:
-    codes (N, n_levels) with entries < base -> (N, n_levels) int64."""
-    keys = np.zeros(codes.shape, dtype=np.int64)
-    running = np.zeros(len(codes), dtype=np.int64)
-    for level in range(codes.shape[1]):
-        running = running * base + codes[:, level]
-        keys[:, level] = running
-    return keys
-
-
-def exclusive_levels(codes: np.ndarray, retain_keys: np.ndarray, base: int) -> np.ndarray:
-    """Which levels of each SID lie on a branch no retain item shares: codes (M, n_levels), the retain
-    items' :func:`prefix_keys` (R, n_levels) -> bool (M, n_levels), True from the first level whose
-    prefix no retain item has. The last level is always True (a full SID that collides with a retain
-    item's gets a fresh dedup digit at commit)."""
-    keys = prefix_keys(codes, base)
-    exclusive = np.stack(
-        [~np.isin(keys[:, level], retain_keys[:, level]) for level in range(codes.shape[1])], axis=1
-    )
-    exclusive[:, -1] = True
-    return exclusive
+    return (label_probs * safe).sum((-1, -2))
 
 
 def floored(log_likelihoods: Tensor, floor: float | None) -> Tensor:
@@ -167,8 +134,6 @@ class Tracer(UnlearningMethod):
             device=context.device,
         )  # (n_items, K_c); rows of concept items are meaningful
         self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
-        codes = context.sid_table.codes
-        self.retain_prefix_keys = prefix_keys(codes[~context.concept.item_mask], model.max_vocab)
         self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
         self.last_terms: dict[str, float] = {}
 
@@ -217,29 +182,17 @@ class Tracer(UnlearningMethod):
                 candidates = torch.cat([candidates, self.neighbours[items]], dim=1)  # (B, 1 + K_c)
             log_probs = candidate_log_probs(model, batch.histories, candidates)  # (B, W, n_levels, V)
             target_log_probs, neighbour_log_probs = log_probs[:, 0], log_probs[:, 1:]
-        rows = torch.searchsorted(self.items, items)  # items are sorted
-        weights = self.forget_level_weights(model.soft_codes.probs)[rows]
         if self.config.soft_target_labels:
-            per_target = expected_log_likelihood(target_log_probs, model.soft_codes.probs[rows], weights)
+            labels = model.soft_codes.probs[torch.searchsorted(self.items, items)]  # items are sorted
+            per_target = expected_log_likelihood(target_log_probs, labels)
         else:
-            hard = target_log_probs.gather(-1, model.codes[items][..., None]).squeeze(-1)
-            per_target = (hard * weights).sum(-1)
+            per_target = hard_log_likelihood(target_log_probs, model.codes[items])
         forget = floored(per_target, self.config.forget_floor).mean()
         if not with_neighbours:
             return forget, torch.zeros((), device=forget.device)
         neighbours = self.neighbours[items]
         coherence = -hard_log_likelihood(neighbour_log_probs, model.codes[neighbours]).mean()
         return forget, coherence
-
-    def forget_level_weights(self, probs: Tensor) -> Tensor:
-        """(M, n_levels) weights of L_F's levels for the concept items: all ones, or with
-        ``exclusive_forget_levels`` one only on the levels of :func:`exclusive_levels` at the argmax of
-        the current soft codes ``probs`` (M, n_levels, max_vocab)."""
-        if not self.config.exclusive_forget_levels:
-            return probs.new_ones(probs.shape[:2])
-        codes = probs.argmax(-1).cpu().numpy()
-        exclusive = exclusive_levels(codes, self.retain_prefix_keys, probs.shape[-1])
-        return torch.as_tensor(exclusive, dtype=probs.dtype, device=probs.device)
 
     def retain_terms(
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
