@@ -13,8 +13,15 @@ from test_unlearning_losses import make_context
 from tracer.unlearning.base import build_config, method_class
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
-from tracer.unlearning.objectives import kl_to_reference, level_log_probs, nll
-from tracer.unlearning.tracer import expected_log_likelihood, floored, selective_mask
+from tracer.unlearning.objectives import kl_to_reference, level_log_probs, nll, target_items
+from tracer.unlearning.runner import run_steps
+from tracer.unlearning.tracer import (
+    concept_only_children,
+    expected_log_likelihood,
+    floored,
+    selective_mask,
+    without_cut_tokens,
+)
 
 
 @pytest.fixture(scope="module", params=["causal", "tiger"])
@@ -101,6 +108,24 @@ def test_phi_learns_where_the_assignment_is_soft(world):
     for _ in range(3):
         method.step(model, batch, optimizer)
     assert float(method.phi.detach().abs().sum()) > 0
+
+
+def test_phi_warmup_moves_phi_alone_then_theta_joins(world):
+    """During the first ``phi_warmup`` steps theta keeps the parent's weights while phi moves; the
+    step after them updates theta too."""
+    model, method, batch = tracer_method(world, tau=2.0, lr_phi=1.0, phi_warmup=2)
+    parent = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def theta_moved() -> bool:
+        return any(not torch.equal(p, q) for p, q in zip(model.parameters(), parent))
+
+    for _ in range(2):
+        method.step(model, batch, optimizer)
+    assert float(method.phi.detach().abs().sum()) > 0
+    assert not theta_moved()
+    method.step(model, batch, optimizer)
+    assert theta_moved()
 
 
 def test_frozen_phi_ablation_never_moves(world):
@@ -226,3 +251,64 @@ def test_retain_kl_vanishes_at_the_parent_and_pulls_back_towards_it(world):
                 parameter.sub_(1e-2 * grad)
     after = kl_to_reference(model, method.context.reference, batch.retain)
     assert float(after.detach()) < float(kl.detach())
+
+
+@pytest.mark.parametrize("dropout", [True, False])
+def test_dropout_switch_decides_whether_the_kl_starts_at_zero(world, dropout):
+    """With ``dropout`` False the erasure steps run in eval mode, so while the weights still equal the
+    parent's (lr 0) the KL-to-parent term is 0; with dropout active the same weights already give a
+    positive KL, a pull away from the parent that the anchor should not have."""
+    model, method, _ = tracer_method(
+        world, retain_kl=3.0, lr=0.0, lambda1=0.0, steps=3, tau=1e-6, dropout=dropout
+    )
+    log = run_steps(method, model, method.context, method.config)
+    divergences = [entry["retain_kl"] for entry in log]
+    if dropout:
+        assert min(divergences) > 1e-4
+    else:
+        assert max(divergences) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_concept_only_children_hand_built_case():
+    """A token is cut after an item's prefix when the branch it opens holds concept items only."""
+    codes = np.array([[0, 0], [0, 1], [1, 0], [2, 0], [2, 1]])
+    concept = np.array([False, True, True, True, False])
+    cut = concept_only_children(codes, concept, 3)
+    # level 0 (root): branch 1 is concept-only; 0 and 2 hold retain items; every item sees the root
+    assert cut[:, 0].tolist() == [[False, True, False]] * 5
+    # level 1: under (0,) token 1 is concept-only, under (1,) token 0, under (2,) token 0
+    assert cut[0, 1].tolist() == [False, True, False]
+    assert cut[2, 1].tolist() == [True, False, False]
+    assert cut[4, 1].tolist() == [True, False, False]
+
+
+def test_without_cut_tokens_renormalises_over_the_rest():
+    log_probs = torch.tensor([[[0.5, 0.3, 0.2]]]).log()
+    cut = torch.tensor([[[False, True, False]]])
+    torch.testing.assert_close(
+        without_cut_tokens(log_probs, cut).exp(), torch.tensor([[[5 / 7, 0.0, 2 / 7]]])
+    )
+
+
+def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
+    """With ``kl_without_concept`` the anchor's target is the parent minus its concept-only branches:
+    at the parent the term is positive wherever the parent put mass there, and a gradient step on it
+    lowers the model's mass on those tokens for the retain targets."""
+    model, method, batch = tracer_method(world, retain_kl=1.0, kl_without_concept=True)
+    cut = method.cut[target_items(batch.retain)]  # (N, n_levels, V)
+    assert bool(cut.any())
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def cut_mass() -> float:
+        with torch.no_grad():
+            return float(level_log_probs(model, batch.retain).exp()[cut].sum())
+
+    before = cut_mass()
+    divergence = method.retain_terms(model, batch.retain)[1]
+    assert float(divergence.detach()) > 0
+    grads = torch.autograd.grad(divergence, parameters, allow_unused=True)
+    with torch.no_grad():
+        for parameter, grad in zip(parameters, grads):
+            if grad is not None:
+                parameter.sub_(1e-2 * grad)
+    assert cut_mass() < before

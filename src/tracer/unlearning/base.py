@@ -31,7 +31,9 @@ class EraseConfig:
     retain examples for target backbones). Sequence backbones (causal) draw windows of
     ``max_history + 1`` items instead, scoring every target of the set in a window in one pass:
     ``retain_windows`` per step for the retain term, and ``forget_windows`` for the forget term when
-    it is > 0 (0: ``batch_size`` single forget examples)."""
+    it is > 0 (0: ``batch_size`` single forget examples). ``dropout``: whether the model's dropout is
+    active during the erasure steps (False runs them in eval mode, so that a KL to the frozen parent is
+    exactly 0 at the parent's weights)."""
 
     steps: int = 200
     lr: float = 1e-4
@@ -41,6 +43,7 @@ class EraseConfig:
     forget_windows: int = 0
     grad_clip: float = 1.0
     max_history: int = 50
+    dropout: bool = True
     seed: int = 0
 
 

@@ -102,7 +102,7 @@ def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) 
             context.sequences, retain_mask, config.batch_size, config.max_history, config.seed + 1
         )
     optimizer = torch.optim.AdamW(method.parameters(model), lr=config.lr, weight_decay=config.weight_decay)
-    model.train()
+    model.train(config.dropout)
     log = []
     bar = tqdm(range(config.steps), desc=f"erase ({method.name})", leave=False)
     for step in bar:

@@ -30,6 +30,7 @@ from tracer.unlearning.objectives import (
     level_log_probs,
     nll,
     reference_log_probs,
+    target_items,
 )
 
 
@@ -41,7 +42,13 @@ class TracerConfig(EraseConfig):
     written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
     which is otherwise unbounded below (an extension, measured in BENCHMARKS.md). ``retain_kl``: weight
     of an added KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10
-    as written; an extension, measured in BENCHMARKS.md)."""
+    as written; an extension, measured in BENCHMARKS.md). ``phi_warmup``: the first ``phi_warmup`` of the
+    ``steps`` update phi alone (theta frozen), so the concept items move to new codes before the model
+    itself is pushed (0 = Eq. 10 from the first step; an extension, measured in BENCHMARKS.md).
+    ``kl_without_concept``: the KL anchor's target is the parent's token distribution with the
+    concept-only branches of the trie cut off and the rest renormalised, so the anchor keeps the
+    parent's preferences among retain items without holding probability on the concept (False = the
+    parent's distribution as it is)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -51,6 +58,8 @@ class TracerConfig(EraseConfig):
     coherence_neighbours: int = 5
     forget_floor: float | None = None
     retain_kl: float = 0.0
+    phi_warmup: int = 0
+    kl_without_concept: bool = False
     reassign: bool = True
     use_mask: bool = True
     soft_target_labels: bool = True
@@ -84,6 +93,37 @@ def cached_candidate_log_probs(model: GenerativeRecommender, cache, candidates: 
     embeddings = model.item_token_embeddings(candidates)  # (B, W, n_levels, d); soft codes apply
     rows = [model.prefix_log_probs(cache, embeddings[:, :, :level]) for level in range(model.n_levels)]
     return torch.stack(rows, dim=2)
+
+
+def prefix_keys(codes: np.ndarray, base: int) -> np.ndarray:
+    """One integer per item and level naming its SID prefix up to and including that level:
+    codes (N, n_levels) with entries < base -> (N, n_levels) int64."""
+    keys = np.zeros(codes.shape, dtype=np.int64)
+    running = np.zeros(len(codes), dtype=np.int64)
+    for level in range(codes.shape[1]):
+        running = running * base + codes[:, level]
+        keys[:, level] = running
+    return keys
+
+
+def concept_only_children(codes: np.ndarray, concept_mask: np.ndarray, base: int) -> np.ndarray:
+    """For every item and level, which tokens after the item's own prefix open a branch of the trie that
+    holds concept items and no retain item: codes (n_items, n_levels), concept_mask (n_items,) ->
+    bool (n_items, n_levels, base)."""
+    keys = prefix_keys(codes, base)
+    cut = np.zeros((*codes.shape, base), dtype=bool)
+    for level in range(codes.shape[1]):
+        concept_only = np.setdiff1d(keys[concept_mask, level], keys[~concept_mask, level])
+        parents = keys[:, level - 1] if level > 0 else np.zeros(len(codes), dtype=np.int64)
+        children = parents[:, None] * base + np.arange(base)[None, :]  # (n_items, base)
+        cut[:, level] = np.isin(children, concept_only)
+    return cut
+
+
+def without_cut_tokens(log_probs: Tensor, cut: Tensor) -> Tensor:
+    """Log-probs (N, n_levels, V) with the ``cut`` tokens (bool, same shape) removed and each level
+    renormalised over the rest."""
+    return log_probs.masked_fill(cut, float("-inf")).log_softmax(-1)
 
 
 def retain_code_shares(level_codes: np.ndarray, concept_mask: np.ndarray, codebook_size: int) -> Tensor:
@@ -125,6 +165,11 @@ class Tracer(UnlearningMethod):
             len(self.items), levels, codebook_size, dtype=torch.float64, device=context.device
         )
         self.phi.requires_grad_(config.reassign)
+        if config.kl_without_concept:
+            self.cut = torch.as_tensor(
+                concept_only_children(context.sid_table.codes, context.concept.item_mask, model.max_vocab),
+                device=context.device,
+            )  # (n_items, n_levels, max_vocab)
         self.rho = retain_code_shares(
             context.sid_table.level_codes, context.concept.item_mask, codebook_size
         ).to(context.device)
@@ -136,6 +181,7 @@ class Tracer(UnlearningMethod):
         self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
         self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
         self.last_terms: dict[str, float] = {}
+        self.steps_taken = 0
 
     # -- soft tokens ---------------------------------------------------------------------------
     def assignment(self) -> Tensor:
@@ -203,7 +249,10 @@ class Tracer(UnlearningMethod):
         retain = nll(model, batch, log_probs)
         if self.config.retain_kl == 0:
             return retain, torch.zeros((), device=retain.device)
-        return retain, level_kl(log_probs, reference_log_probs(self.context.reference, batch))
+        reference = reference_log_probs(self.context.reference, batch)
+        if self.config.kl_without_concept:
+            reference = without_cut_tokens(reference, self.cut[target_items(batch)])
+        return retain, level_kl(log_probs, reference)
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
         config = self.config
@@ -226,7 +275,9 @@ class Tracer(UnlearningMethod):
             (forget + rest).backward()
         total = forget + rest
         torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
-        optimizer.step()
+        if self.steps_taken >= config.phi_warmup:
+            optimizer.step()
+        self.steps_taken += 1
         if config.reassign and self.phi.grad is not None:
             with torch.no_grad():
                 update = self.phi.grad
