@@ -42,13 +42,10 @@ class TracerConfig(EraseConfig):
     written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
     which is otherwise unbounded below (an extension, measured in BENCHMARKS.md). ``retain_kl``: weight
     of an added KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10
-    as written; an extension, measured in BENCHMARKS.md). ``phi_warmup``: the first ``phi_warmup`` of the
-    ``steps`` update phi alone (theta frozen), so the concept items move to new codes before the model
-    itself is pushed (0 = Eq. 10 from the first step; an extension, measured in BENCHMARKS.md).
-    ``kl_without_concept``: the KL anchor's target is the parent's token distribution with the
-    concept-only branches of the trie cut off and the rest renormalised, so the anchor keeps the
-    parent's preferences among retain items without holding probability on the concept (False = the
-    parent's distribution as it is)."""
+    as written; an extension, measured in BENCHMARKS.md). ``kl_without_concept``: the KL anchor's target is
+    the parent's token distribution with the concept-only branches of the stored SIDs' trie cut off and
+    the rest renormalised, so the anchor keeps the parent's preferences among retain items without
+    holding probability on the concept (False = the parent's distribution as it is)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -58,7 +55,6 @@ class TracerConfig(EraseConfig):
     coherence_neighbours: int = 5
     forget_floor: float | None = None
     retain_kl: float = 0.0
-    phi_warmup: int = 0
     kl_without_concept: bool = False
     reassign: bool = True
     use_mask: bool = True
@@ -181,7 +177,6 @@ class Tracer(UnlearningMethod):
         self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
         self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
         self.last_terms: dict[str, float] = {}
-        self.steps_taken = 0
 
     # -- soft tokens ---------------------------------------------------------------------------
     def assignment(self) -> Tensor:
@@ -275,9 +270,7 @@ class Tracer(UnlearningMethod):
             (forget + rest).backward()
         total = forget + rest
         torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
-        if self.steps_taken >= config.phi_warmup:
-            optimizer.step()
-        self.steps_taken += 1
+        optimizer.step()
         if config.reassign and self.phi.grad is not None:
             with torch.no_grad():
                 update = self.phi.grad
