@@ -103,6 +103,25 @@ def test_target_mask_restricts_batches_to_masked_targets(sequences, kind):
 
 
 @pytest.mark.parametrize("kind", ["target", "sequence"])
+def test_rows_per_epoch_draws_distinct_rows_afresh_each_epoch(sequences, kind):
+    full = TrainingExamples(sequences, kind, max_history=4)
+    drawn = TrainingExamples(sequences, kind, max_history=4, rows_per_epoch=5)
+    assert full.n_rows > 5 and drawn.epoch_rows == 5 and drawn.steps_per_epoch(2) == 3
+    epochs = []
+    for epoch in range(4):
+        rows = drawn.epoch_order(seed=0, epoch=epoch)
+        assert len(set(rows.tolist())) == 5 and rows.max() < full.n_rows
+        assert rows.tolist() == full.epoch_order(seed=0, epoch=epoch)[:5].tolist()  # same seeded draw
+        scored = []
+        for step in drawn.epoch_steps(batch_size=2, seed=0, epoch=epoch):
+            scored += scored_pairs(drawn, step.batch)
+        assert sorted(scored) == sorted(scored_pairs(full, full.batch(rows)))
+        epochs.append(sorted(rows.tolist()))
+    assert len({tuple(rows) for rows in epochs}) > 1  # a fresh draw, not the same subset every epoch
+    assert TrainingExamples(sequences, kind, max_history=4, rows_per_epoch=10**6).epoch_rows == full.n_rows
+
+
+@pytest.mark.parametrize("kind", ["target", "sequence"])
 def test_rank_shards_partition_each_step(sequences, kind):
     examples = TrainingExamples(sequences, kind, max_history=4)
     single = list(examples.epoch_steps(batch_size=6, seed=1, epoch=2))
@@ -217,7 +236,7 @@ def test_existing_out_dir_and_changed_config_are_refused(inputs, tmp_path):
 # Presets
 # ------------------------------------------------------------------------------------------------
 def test_presets_load_and_round_trip(tmp_path):
-    names = {"ml-100k", "ml-1m", "amazon-beauty", "tiny"}
+    names = {"ml-100k", "ml-1m", "ml-100k-tiger", "ml-1m-tiger", "amazon-beauty", "tiny"}
     assert names <= set(preset_names())
     for name in names:
         config = load_preset(name)
@@ -234,4 +253,7 @@ def test_bad_presets_are_user_errors(tmp_path):
         load_preset(bad)
     bad.write_text("backbone: rnn\n")
     with pytest.raises(UserError, match="unknown backbone"):
+        load_preset(bad)
+    bad.write_text("backbone: causal\ntrain:\n  rows_per_epoch: 0\n")
+    with pytest.raises(UserError, match="rows_per_epoch"):
         load_preset(bad)

@@ -13,7 +13,9 @@ targets (forget/retain sub-batches for unlearning). The loss of a target is the 
 the sum over levels of the per-level cross-entropy.
 
 The order of an epoch is a permutation drawn from ``torch.Generator().manual_seed(seed + epoch)``, so
-a resumed run sees the same batches. With several processes every step's rows are split by rank.
+a resumed run sees the same batches. With ``rows_per_epoch`` an epoch is the first that many rows of
+its permutation: a fresh seeded draw each epoch, for backbones too costly to see every row each epoch
+(``tiger`` on ML-1M on a CPU). With several processes every step's rows are split by rank.
 """
 
 from __future__ import annotations
@@ -101,10 +103,14 @@ class TrainingExamples:
         kind: BatchKind | str,
         max_history: int,
         target_mask: np.ndarray | None = None,
+        rows_per_epoch: int | None = None,
     ) -> None:
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
+        if rows_per_epoch is not None and rows_per_epoch < 1:
+            raise ValueError(f"rows_per_epoch must be None or >= 1, got {rows_per_epoch}")
         self.kind = BatchKind(kind)
+        self.rows_per_epoch = rows_per_epoch
         self.max_history = max_history
         lengths = np.array([len(seq) for seq in data.train_sequences], dtype=np.int64)
         self._flat = (
@@ -171,13 +177,18 @@ class TrainingExamples:
         histories = np.where(valid, self._flat[np.clip(index, 0, None)], PAD_ITEM)
         return TargetBatch(torch.from_numpy(histories), torch.from_numpy(self._flat[ends]))
 
+    @property
+    def epoch_rows(self) -> int:
+        """Rows drawn per epoch: all of them, or ``rows_per_epoch`` if that is fewer."""
+        return self.n_rows if self.rows_per_epoch is None else min(self.n_rows, self.rows_per_epoch)
+
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
-        """The seeded permutation of all rows for ``epoch`` (n_rows,)."""
+        """The rows of ``epoch`` in order (epoch_rows,): the start of a seeded permutation of all rows."""
         generator = torch.Generator().manual_seed(seed + epoch)
-        return torch.randperm(self.n_rows, generator=generator).numpy()
+        return torch.randperm(self.n_rows, generator=generator).numpy()[: self.epoch_rows]
 
     def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
-        full, tail = divmod(self.n_rows, batch_size)
+        full, tail = divmod(self.epoch_rows, batch_size)
         return full + (tail >= world_size)
 
     def epoch_steps(
@@ -186,7 +197,7 @@ class TrainingExamples:
         """The steps of one epoch; each global batch of ``batch_size`` rows is split by rank (row
         r, r + world_size, ...), dropping the last < world_size rows of the final batch."""
         order = self.epoch_order(seed, epoch)
-        for start in range(0, self.n_rows, batch_size):
+        for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             rows = rows[: len(rows) - len(rows) % world_size]
             if len(rows) == 0:

@@ -40,7 +40,9 @@ class TrainConfig:
     all validation users (``eval_users: null``) or a fixed seeded sample of that many; training stops
     after ``patience`` epochs without improvement and keeps the best epoch's weights.
     ``max_history`` (null: the model preset's) sets the model's history length, which is also the
-    training window. ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    training window. ``rows_per_epoch`` (null: all) makes an epoch a fresh seeded draw of that many rows
+    (examples or windows), for backbones too costly to see every target each epoch.
+    ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
     backbone: str = "causal"
@@ -58,6 +60,7 @@ class TrainConfig:
     max_epochs: int = 50
     patience: int = 3
     max_history: int | None = None
+    rows_per_epoch: int | None = None
     eval_users: int | None = None
     eval_beam_width: int = 20
     eval_batch_size: int = 256
@@ -74,6 +77,10 @@ class TrainConfig:
             raise UserError("train.lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0: fix the preset")
         if self.max_history is not None and self.max_history < 1:
             raise UserError(f"train.max_history must be null or >= 1, got {self.max_history}: fix the preset")
+        if self.rows_per_epoch is not None and self.rows_per_epoch < 1:
+            raise UserError(
+                f"train.rows_per_epoch must be null or >= 1, got {self.rows_per_epoch}: fix the preset"
+            )
         if self.eval_users is not None and self.eval_users < 1:
             raise UserError(f"train.eval_users must be null or >= 1, got {self.eval_users}: fix the preset")
         if self.eval_beam_width < 10:

@@ -314,7 +314,9 @@ def _train(
     optimizer = make_optimizer(model, config)
     progress = load_training_state(out_dir, model, optimizer) if resuming else TrainingProgress()
     loss_module = wrap_ddp(_SumNLL(model), context)
-    examples = TrainingExamples(data, model.batch_kind, model_max_history(model), target_mask)
+    examples = TrainingExamples(
+        data, model.batch_kind, model_max_history(model), target_mask, config.rows_per_epoch
+    )
     total_steps = config.max_epochs * examples.steps_per_epoch(config.batch_size, context.world_size)
     trie = sid_table.trie()
     valid_users = validation_users(data, config)
