@@ -212,6 +212,13 @@ def test_training_lowers_the_loss(inputs, tmp_path):
     assert read_json(tmp_path / "run" / "metrics.json")["test"] == summary["test"]
 
 
+def test_rows_per_epoch_bounds_every_epoch_of_a_run(inputs, sequences, tmp_path):
+    config = tiny_config(backbone="tiger", max_epochs=2, patience=2, batch_size=8, rows_per_epoch=20)
+    assert len(sequences.training_targets()[0]) > 20
+    train(config, *inputs, tmp_path / "run", show_progress=False)
+    assert [entry["targets"] for entry in read_json(tmp_path / "run" / "train_log.json")] == [20, 20]
+
+
 def test_early_stopping_keeps_the_best_epoch(inputs, tmp_path):
     # a learning rate of ~0 never changes the ranking, so no epoch after the first improves
     summary = train(
