@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from test_unlearning_losses import make_context
 from tracer.unlearning.base import build_config, method_class
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
-from tracer.unlearning.objectives import kl_to_reference, level_log_probs, nll, target_items
+from tracer.unlearning.objectives import kl_to_reference, level_kl, level_log_probs, nll, target_items
 from tracer.unlearning.runner import run_steps
 from tracer.unlearning.tracer import (
     concept_only_children,
@@ -147,7 +148,7 @@ def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     config = method.config
     q = method.assignment()
     twin.soft_codes = method.soft_codes(twin, q)
-    forget_ll, coherence = method.forget_and_coherence(twin, batch.forget)
+    forget_ll, coherence, _ = method.forget_and_coherence(twin, batch.forget)
     forget = config.lambda1 * forget_ll
     total = nll(twin, batch.retain) + forget + config.lambda2 * coherence
     total = total + config.lambda3 * method.phi.abs().sum()
@@ -165,7 +166,7 @@ def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path):
     """Scoring the forget targets of windows in one pass (with the neighbours' history caches sliced
     from it) gives exactly the L_F and L_Coh of the same (history, target) examples one by one."""
     world = write_world(tmp_path, backbone="causal")
-    model, method, _ = tracer_method(world, tau=2.0)
+    model, method, _ = tracer_method(world, tau=2.0, forget_kl=1.0)
     forget_mask = method.context.targets.forget_targets
     sequences = method.context.sequences
     max_history = model.config.max_history
@@ -272,6 +273,18 @@ def test_without_cut_tokens_renormalises_over_the_rest():
     )
 
 
+def test_a_level_cut_whole_drops_out_of_the_kl():
+    """Under a concept-only prefix every token is cut: that level's target is all -inf (no NaN) and
+    adds nothing to the KL, while the other levels count as usual."""
+    log_probs = torch.tensor([[[0.5, 0.3, 0.2], [0.6, 0.2, 0.2]]]).log()
+    cut = torch.tensor([[[False, True, False], [True, True, True]]])
+    target = without_cut_tokens(log_probs, cut)
+    assert bool(torch.isneginf(target[0, 1]).all())
+    model = torch.tensor([[[0.4, 0.4, 0.2], [0.1, 0.1, 0.8]]]).log()
+    first = (5 / 7) * math.log((5 / 7) / 0.4) + (2 / 7) * math.log((2 / 7) / 0.2)
+    assert float(level_kl(model, target)) == pytest.approx(first / 2)
+
+
 def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
     """With ``kl_without_concept`` the anchor's target is the parent minus its concept-only branches:
     at the parent the term is positive wherever the parent put mass there, and a gradient step on it
@@ -294,3 +307,35 @@ def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
             if grad is not None:
                 parameter.sub_(1e-2 * grad)
     assert cut_mass() < before
+
+
+def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
+    """``forget_kl``: at the parent the KL to the cut parent is positive on the forget targets (the
+    parent puts mass on concept-only branches there), it reaches the step's loss, and a gradient step on
+    it lowers the model's mass on those branches for the same forget histories."""
+    model, method, batch = tracer_method(world, forget_kl=2.0, tau=1e-6)
+    assert method.context.reference is not None
+    cut = method.cut[target_items(batch.forget)]  # (N, n_levels, V)
+    assert bool(cut.any())
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def forget_kl():
+        model.soft_codes = method.soft_codes(model, method.assignment())
+        divergence = method.forget_and_coherence(model, batch.forget)[2]
+        model.soft_codes = None
+        return divergence
+
+    def cut_mass() -> float:
+        with torch.no_grad():
+            return float(level_log_probs(model, batch.forget).exp()[cut].sum())
+
+    divergence = forget_kl()
+    assert float(divergence.detach()) > 0
+    before = cut_mass()
+    grads = torch.autograd.grad(divergence, parameters, allow_unused=True)
+    with torch.no_grad():
+        for parameter, grad in zip(parameters, grads):
+            if grad is not None:
+                parameter.sub_(1e-2 * grad)
+    assert cut_mass() < before
+    assert float(forget_kl().detach()) < float(divergence.detach())

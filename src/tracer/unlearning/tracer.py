@@ -45,7 +45,11 @@ class TracerConfig(EraseConfig):
     as written; an extension, measured in BENCHMARKS.md). ``kl_without_concept``: the KL anchor's target is
     the parent's token distribution with the concept-only branches of the stored SIDs' trie cut off and
     the rest renormalised, so the anchor keeps the parent's preferences among retain items without
-    holding probability on the concept (False = the parent's distribution as it is)."""
+    holding probability on the concept (False = the parent's distribution as it is). ``forget_kl``:
+    weight of KL(cut parent || model) on the forget batch: at every forget target and level, the parent's
+    token distribution with the concept-only branches cut off (as ``kl_without_concept``) is the target,
+    so the forget histories keep the parent's preferences among retain items while the concept's own
+    branches lose their mass (0 = off; an extension, measured in BENCHMARKS.md)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -56,6 +60,7 @@ class TracerConfig(EraseConfig):
     forget_floor: float | None = None
     retain_kl: float = 0.0
     kl_without_concept: bool = False
+    forget_kl: float = 0.0
     reassign: bool = True
     use_mask: bool = True
     soft_target_labels: bool = True
@@ -118,8 +123,10 @@ def concept_only_children(codes: np.ndarray, concept_mask: np.ndarray, base: int
 
 def without_cut_tokens(log_probs: Tensor, cut: Tensor) -> Tensor:
     """Log-probs (N, n_levels, V) with the ``cut`` tokens (bool, same shape) removed and each level
-    renormalised over the rest."""
-    return log_probs.masked_fill(cut, float("-inf")).log_softmax(-1)
+    renormalised over the rest; a level whose every token is cut (a concept-only prefix) becomes all
+    -inf, which :func:`level_kl` counts as 0."""
+    renormalised = log_probs.masked_fill(cut, float("-inf")).log_softmax(-1)
+    return renormalised.masked_fill(renormalised.isnan(), float("-inf"))
 
 
 def retain_code_shares(level_codes: np.ndarray, concept_mask: np.ndarray, codebook_size: int) -> Tensor:
@@ -146,7 +153,7 @@ class Tracer(UnlearningMethod):
 
     @classmethod
     def wants_reference(cls, config: TracerConfig) -> bool:
-        return config.retain_kl > 0
+        return config.retain_kl > 0 or config.forget_kl > 0
 
     def setup(self, model: GenerativeRecommender) -> None:
         context, config = self.context, self.config
@@ -161,7 +168,7 @@ class Tracer(UnlearningMethod):
             len(self.items), levels, codebook_size, dtype=torch.float64, device=context.device
         )
         self.phi.requires_grad_(config.reassign)
-        if config.kl_without_concept:
+        if config.kl_without_concept or config.forget_kl > 0:
             self.cut = torch.as_tensor(
                 concept_only_children(context.sid_table.codes, context.concept.item_mask, model.max_vocab),
                 device=context.device,
@@ -197,13 +204,15 @@ class Tracer(UnlearningMethod):
     # -- loss terms ------------------------------------------------------------------------------
     def forget_and_coherence(
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
-    ) -> tuple[Tensor, Tensor]:
-        """(L_F, L_Coh) of a forget batch, sharing one history encoding per example.
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(L_F, L_Coh, forget KL) of a forget batch, sharing one history encoding per example.
 
         L_F (Eq. 8): mean log-likelihood of the forget targets (minimising it pushes them down).
         L_Coh (Eq. 9): -(1/K_c) sum over the K_c nearest retain items of the forget target of their
         teacher-forced SID log-likelihood given the same forget history (mean over the batch); zero when
         lambda2 = 0 (no neighbours are scored then).
+        Forget KL: KL(cut parent || model) of the forget targets' token distributions (see
+        ``TracerConfig.forget_kl``); zero, and the parent not run, when ``forget_kl`` is 0.
 
         A :class:`SequenceBatch` (windows, causal backbone) scores every forget target of a window and
         takes the history caches for the neighbours from the same pass; a :class:`TargetBatch` encodes
@@ -229,11 +238,16 @@ class Tracer(UnlearningMethod):
         else:
             per_target = hard_log_likelihood(target_log_probs, model.codes[items])
         forget = floored(per_target, self.config.forget_floor).mean()
+        zero = torch.zeros((), device=forget.device)
+        divergence = zero
+        if self.config.forget_kl > 0:
+            reference = reference_log_probs(self.context.reference, batch)  # same targets, same order
+            divergence = level_kl(target_log_probs, without_cut_tokens(reference, self.cut[items]))
         if not with_neighbours:
-            return forget, torch.zeros((), device=forget.device)
+            return forget, zero, divergence
         neighbours = self.neighbours[items]
         coherence = -hard_log_likelihood(neighbour_log_probs, model.codes[neighbours]).mean()
-        return forget, coherence
+        return forget, coherence, divergence
 
     def retain_terms(
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
@@ -254,11 +268,17 @@ class Tracer(UnlearningMethod):
         optimizer.zero_grad(set_to_none=True)
         q = self.assignment()
         model.soft_codes = self.soft_codes(model, q)
-        forget_ll, coherence = self.forget_and_coherence(model, batch.forget)
+        forget_ll, coherence, forget_divergence = self.forget_and_coherence(model, batch.forget)
         forget = config.lambda1 * forget_ll
         retain, divergence = self.retain_terms(model, batch.retain)
         sparsity = self.phi.abs().sum()
-        rest = retain + config.retain_kl * divergence + config.lambda2 * coherence + config.lambda3 * sparsity
+        rest = (
+            retain
+            + config.retain_kl * divergence
+            + config.forget_kl * forget_divergence
+            + config.lambda2 * coherence
+            + config.lambda3 * sparsity
+        )
         forget_grad = None
         if config.reassign and config.use_mask:
             # Eq. 11 needs dL_F/dphi alone: backward the forget term first (gradients accumulate, so
@@ -284,6 +304,7 @@ class Tracer(UnlearningMethod):
             "retain_nll": float(retain.detach()),
             "retain_kl": float(divergence.detach()),
             "forget_ll": float(forget_ll.detach()),
+            "forget_kl": float(forget_divergence.detach()),
             "coherence": float(coherence.detach()),
             "phi_l1": float(sparsity.detach()),
         }
