@@ -285,6 +285,15 @@ def test_a_level_cut_whole_drops_out_of_the_kl():
     assert float(level_kl(model, target)) == pytest.approx(first / 2)
 
 
+def descend(loss, parameters, lr: float) -> None:
+    """One plain gradient step on ``loss`` over ``parameters``, in place."""
+    grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+    with torch.no_grad():
+        for parameter, grad in zip(parameters, grads):
+            if grad is not None:
+                parameter.sub_(lr * grad)
+
+
 def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
     """With ``kl_without_concept`` the anchor's target is the parent minus its concept-only branches:
     at the parent the term is positive wherever the parent put mass there, and a gradient step on it
@@ -301,18 +310,14 @@ def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
     before = cut_mass()
     divergence = method.retain_terms(model, batch.retain)[1]
     assert float(divergence.detach()) > 0
-    grads = torch.autograd.grad(divergence, parameters, allow_unused=True)
-    with torch.no_grad():
-        for parameter, grad in zip(parameters, grads):
-            if grad is not None:
-                parameter.sub_(1e-2 * grad)
+    descend(divergence, parameters, lr=1e-2)
     assert cut_mass() < before
 
 
 def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
     """``forget_kl``: at the parent the KL to the cut parent is positive on the forget targets (the
-    parent puts mass on concept-only branches there), it reaches the step's loss, and a gradient step on
-    it lowers the model's mass on those branches for the same forget histories."""
+    parent puts mass on concept-only branches there), and a gradient step on it lowers both the KL and
+    the model's mass on those branches for the same forget histories."""
     model, method, batch = tracer_method(world, forget_kl=2.0, tau=1e-6)
     assert method.context.reference is not None
     cut = method.cut[target_items(batch.forget)]  # (N, n_levels, V)
@@ -332,10 +337,6 @@ def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
     divergence = forget_kl()
     assert float(divergence.detach()) > 0
     before = cut_mass()
-    grads = torch.autograd.grad(divergence, parameters, allow_unused=True)
-    with torch.no_grad():
-        for parameter, grad in zip(parameters, grads):
-            if grad is not None:
-                parameter.sub_(1e-2 * grad)
+    descend(divergence, parameters, lr=1e-2)
     assert cut_mass() < before
     assert float(forget_kl().detach()) < float(divergence.detach())
