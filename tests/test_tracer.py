@@ -162,11 +162,22 @@ def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     torch.testing.assert_close(method.phi.detach(), expected, rtol=1e-6, atol=1e-9)
 
 
-def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path):
+def perturb(model, scale: float = 0.05, seed: int = 0) -> None:
+    """Move every weight of ``model`` by Gaussian noise, in place (the frozen parent keeps its own)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(scale * torch.randn(parameter.shape, generator=generator))
+
+
+@pytest.mark.parametrize("anchor", [False, True])
+def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path, anchor):
     """Scoring the forget targets of windows in one pass (with the neighbours' history caches sliced
-    from it) gives exactly the L_F and L_Coh of the same (history, target) examples one by one."""
+    from it) gives exactly the L_F and L_Coh of the same (history, target) examples one by one, with
+    the plain and the parent-anchored coherence term."""
     world = write_world(tmp_path, backbone="causal")
-    model, method, _ = tracer_method(world, tau=2.0, forget_kl=1.0)
+    model, method, _ = tracer_method(world, tau=2.0, forget_kl=1.0, coherence_anchor=anchor)
+    perturb(model)  # away from the parent, so the forget KL and the anchored hinge are not all zero
     forget_mask = method.context.targets.forget_targets
     sequences = method.context.sequences
     max_history = model.config.max_history
@@ -340,3 +351,38 @@ def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
     descend(divergence, parameters, lr=1e-2)
     assert cut_mass() < before
     assert float(forget_kl().detach()) < float(divergence.detach())
+
+
+def test_anchored_coherence_is_a_hinge_at_the_parent(world):
+    """``coherence_anchor``: L_Coh is 0 at the parent; once the model moves it equals the mean over
+    forget targets and neighbours of max(0, parent's - model's SID log-likelihood of the neighbour),
+    computed here directly one (history, neighbour) pair at a time, and a gradient step on it lowers it."""
+    model, method, batch = tracer_method(world, coherence_anchor=True, tau=1e-6)
+    parent = method.context.reference
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def anchored():
+        model.soft_codes = method.soft_codes(model, method.assignment())
+        coherence = method.forget_and_coherence(model, batch.forget)[1]
+        model.soft_codes = None
+        return coherence
+
+    assert float(anchored().detach()) == pytest.approx(0.0, abs=1e-6)
+    perturb(model, scale=0.2)
+    value = anchored()
+    direct, below = 0.0, 0
+    with torch.no_grad():
+        for row in range(len(batch.forget.items)):
+            history = batch.forget.histories[row : row + 1]
+            for neighbour in method.neighbours[batch.forget.items[row]].tolist():
+                candidate, levels = torch.tensor([neighbour]), torch.arange(model.n_levels)
+                codes = model.codes[neighbour]
+                mine = float(model.next_item_log_probs(history, candidate)[0][levels, codes].sum())
+                theirs = float(parent.next_item_log_probs(history, candidate)[0][levels, codes].sum())
+                direct += max(0.0, theirs - mine)
+                below += theirs > mine
+        direct /= len(batch.forget.items) * method.neighbours.shape[1]
+    assert 0 < below < len(batch.forget.items) * method.neighbours.shape[1]  # the hinge is active on some
+    assert float(value.detach()) == pytest.approx(direct, rel=1e-4)
+    descend(value, parameters, lr=1e-2)
+    assert float(anchored().detach()) < float(value.detach())

@@ -49,7 +49,11 @@ class TracerConfig(EraseConfig):
     weight of KL(cut parent || model) on the forget batch: at every forget target and level, the parent's
     token distribution with the concept-only branches cut off (as ``kl_without_concept``) is the target,
     so the forget histories keep the parent's preferences among retain items while the concept's own
-    branches lose their mass (0 = off; an extension, measured in BENCHMARKS.md)."""
+    branches lose their mass (0 = off; an extension, measured in BENCHMARKS.md). ``coherence_anchor``:
+    L_Coh holds each neighbour's SID log-likelihood at the parent's on the same forget history, a hinge
+    relu(ll_parent - ll_model) that penalises a drop and rewards no rise, instead of Eq. 9's unbounded
+    raise (which promotes the concept's content neighbours in every user's top-k; an extension,
+    measured in BENCHMARKS.md)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -61,6 +65,7 @@ class TracerConfig(EraseConfig):
     retain_kl: float = 0.0
     kl_without_concept: bool = False
     forget_kl: float = 0.0
+    coherence_anchor: bool = False
     reassign: bool = True
     use_mask: bool = True
     soft_target_labels: bool = True
@@ -94,6 +99,25 @@ def cached_candidate_log_probs(model: GenerativeRecommender, cache, candidates: 
     embeddings = model.item_token_embeddings(candidates)  # (B, W, n_levels, d); soft codes apply
     rows = [model.prefix_log_probs(cache, embeddings[:, :, :level]) for level in range(model.n_levels)]
     return torch.stack(rows, dim=2)
+
+
+def forget_log_probs(
+    model: GenerativeRecommender, batch: TargetBatch | SequenceBatch, candidates: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Teacher-forced per-level log-probs of a forget batch's targets (N, n_levels, V) and, given
+    ``candidates`` (N, W), of those items after each target's history (N, W, n_levels, V), from one
+    history encoding: a window batch's caches are sliced from its single pass."""
+    if isinstance(batch, SequenceBatch):
+        rows, columns = batch.loss_mask.nonzero(as_tuple=True)
+        target_log_probs, cache = model.scored_positions(batch.sequences, rows, columns)
+        if candidates is None:
+            return target_log_probs, None
+        return target_log_probs, cached_candidate_log_probs(model, cache, candidates)
+    scored = batch.items[:, None]
+    if candidates is not None:
+        scored = torch.cat([scored, candidates], dim=1)  # (N, 1 + W)
+    log_probs = candidate_log_probs(model, batch.histories, scored)
+    return log_probs[:, 0], (log_probs[:, 1:] if candidates is not None else None)
 
 
 def prefix_keys(codes: np.ndarray, base: int) -> np.ndarray:
@@ -153,7 +177,8 @@ class Tracer(UnlearningMethod):
 
     @classmethod
     def wants_reference(cls, config: TracerConfig) -> bool:
-        return config.retain_kl > 0 or config.forget_kl > 0
+        anchored = config.coherence_anchor and config.lambda2 > 0
+        return config.retain_kl > 0 or config.forget_kl > 0 or anchored
 
     def setup(self, model: GenerativeRecommender) -> None:
         context, config = self.context, self.config
@@ -209,44 +234,45 @@ class Tracer(UnlearningMethod):
 
         L_F (Eq. 8): mean log-likelihood of the forget targets (minimising it pushes them down).
         L_Coh (Eq. 9): -(1/K_c) sum over the K_c nearest retain items of the forget target of their
-        teacher-forced SID log-likelihood given the same forget history (mean over the batch); zero when
-        lambda2 = 0 (no neighbours are scored then).
+        teacher-forced SID log-likelihood given the same forget history (mean over the batch); with
+        ``coherence_anchor`` the mean of relu(parent's - model's) of the same log-likelihoods instead;
+        zero when lambda2 = 0 (no neighbours are scored then).
         Forget KL: KL(cut parent || model) of the forget targets' token distributions (see
-        ``TracerConfig.forget_kl``); zero, and the parent not run, when ``forget_kl`` is 0.
+        ``TracerConfig.forget_kl``); zero when ``forget_kl`` is 0. The parent runs only for the forget KL
+        or the anchor, once for both.
 
         A :class:`SequenceBatch` (windows, causal backbone) scores every forget target of a window and
         takes the history caches for the neighbours from the same pass; a :class:`TargetBatch` encodes
         each history once and scores the target with its neighbours as candidates."""
-        with_neighbours = self.config.lambda2 > 0
-        neighbour_log_probs = None
-        if isinstance(batch, SequenceBatch):
-            rows, columns = batch.loss_mask.nonzero(as_tuple=True)
-            items = batch.sequences[rows, columns]
-            target_log_probs, cache = model.scored_positions(batch.sequences, rows, columns)
-            if with_neighbours:
-                neighbour_log_probs = cached_candidate_log_probs(model, cache, self.neighbours[items])
-        else:
-            items = batch.items
-            candidates = items[:, None]
-            if with_neighbours:
-                candidates = torch.cat([candidates, self.neighbours[items]], dim=1)  # (B, 1 + K_c)
-            log_probs = candidate_log_probs(model, batch.histories, candidates)  # (B, W, n_levels, V)
-            target_log_probs, neighbour_log_probs = log_probs[:, 0], log_probs[:, 1:]
-        if self.config.soft_target_labels:
+        config = self.config
+        items = target_items(batch)
+        candidates = self.neighbours[items] if config.lambda2 > 0 else None  # (N, K_c)
+        target_log_probs, neighbour_log_probs = forget_log_probs(model, batch, candidates)
+        if config.soft_target_labels:
             labels = model.soft_codes.probs[torch.searchsorted(self.items, items)]  # items are sorted
             per_target = expected_log_likelihood(target_log_probs, labels)
         else:
             per_target = hard_log_likelihood(target_log_probs, model.codes[items])
-        forget = floored(per_target, self.config.forget_floor).mean()
+        forget = floored(per_target, config.forget_floor).mean()
         zero = torch.zeros((), device=forget.device)
+        anchored = candidates is not None and config.coherence_anchor
+        parent_targets = parent_neighbours = None
+        if config.forget_kl > 0 or anchored:
+            with torch.no_grad():
+                parent_targets, parent_neighbours = forget_log_probs(
+                    self.context.reference, batch, candidates if anchored else None
+                )
         divergence = zero
-        if self.config.forget_kl > 0:
-            reference = reference_log_probs(self.context.reference, batch)  # same targets, same order
-            divergence = level_kl(target_log_probs, without_cut_tokens(reference, self.cut[items]))
-        if not with_neighbours:
+        if config.forget_kl > 0:
+            divergence = level_kl(target_log_probs, without_cut_tokens(parent_targets, self.cut[items]))
+        if candidates is None:
             return forget, zero, divergence
-        neighbours = self.neighbours[items]
-        coherence = -hard_log_likelihood(neighbour_log_probs, model.codes[neighbours]).mean()
+        codes = model.codes[candidates]
+        neighbour_ll = hard_log_likelihood(neighbour_log_probs, codes)  # (N, K_c)
+        if anchored:
+            coherence = (hard_log_likelihood(parent_neighbours, codes) - neighbour_ll).clamp_min(0).mean()
+        else:
+            coherence = -neighbour_ll.mean()
         return forget, coherence, divergence
 
     def retain_terms(
