@@ -325,6 +325,15 @@ def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
     assert cut_mass() < before
 
 
+def soft_forget_terms(model, method, batch):
+    """(L_F, L_Coh, forget KL) of ``batch.forget`` with the concept items' soft tokens in place, as a step
+    computes them."""
+    model.soft_codes = method.soft_codes(model, method.assignment())
+    terms = method.forget_and_coherence(model, batch.forget)
+    model.soft_codes = None
+    return terms
+
+
 def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
     """``forget_kl``: at the parent the KL to the cut parent is positive on the forget targets (the
     parent puts mass on concept-only branches there), and a gradient step on it lowers both the KL and
@@ -336,10 +345,7 @@ def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
     parameters = [p for p in model.parameters() if p.requires_grad]
 
     def forget_kl():
-        model.soft_codes = method.soft_codes(model, method.assignment())
-        divergence = method.forget_and_coherence(model, batch.forget)[2]
-        model.soft_codes = None
-        return divergence
+        return soft_forget_terms(model, method, batch)[2]
 
     def cut_mass() -> float:
         with torch.no_grad():
@@ -362,10 +368,7 @@ def test_anchored_coherence_is_a_hinge_at_the_parent(world):
     parameters = [p for p in model.parameters() if p.requires_grad]
 
     def anchored():
-        model.soft_codes = method.soft_codes(model, method.assignment())
-        coherence = method.forget_and_coherence(model, batch.forget)[1]
-        model.soft_codes = None
-        return coherence
+        return soft_forget_terms(model, method, batch)[1]
 
     assert float(anchored().detach()) == pytest.approx(0.0, abs=1e-6)
     perturb(model, scale=0.2)
