@@ -70,7 +70,7 @@ def assert_every_level_normalised(log_probs: torch.Tensor) -> None:
 
 
 @EVERY_VARIANT
-def test_fused_teacher_forcing_equals_stepwise_prefix_scoring(variant, codes):
+def test_fused_teacher_forcing_and_candidate_scoring_equal_stepwise_prefix_scoring(variant, codes):
     model = make_model(variant, codes)
     histories = ragged_histories([5, 0, 2, 8], width=8)
     candidates = torch.tensor([[3, 17, 29], [0, 1, 2], [5, 5, 11], [20, 8, 14]])  # (B, W)
@@ -80,10 +80,12 @@ def test_fused_teacher_forcing_equals_stepwise_prefix_scoring(variant, codes):
             [model.next_item_log_probs(histories, candidates[:, w]) for w in range(candidates.shape[1])],
             dim=1,
         )  # (B, W, L, V)
+        fused = model.candidate_level_log_probs(cache, model.item_token_embeddings(candidates))
         for level in range(N_LEVELS):
             stepwise = model.prefix_log_probs_from_tokens(cache, codes[candidates][:, :, :level])  # (B, W, V)
             torch.testing.assert_close(stepwise, expected[:, :, level], atol=1e-5, rtol=1e-5)
             assert_normalised(stepwise, level)
+    torch.testing.assert_close(fused, expected, atol=1e-5, rtol=1e-5)
 
 
 @EVERY_VARIANT

@@ -142,8 +142,11 @@ def test_commit_keeps_retain_sids_and_every_item_reachable(world):
 
 def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     """One step: phi moves by -lr_phi * M * dL/dphi, with M built from d(lambda1 L_F)/dphi alone
-    (Eq. 10-11), computed here independently with autograd.grad on a copy of the model."""
-    model, method, batch = tracer_method(world, tau=2.0, lr_phi=0.5, lambda1=0.7, lambda2=0.3)
+    (Eq. 10-11), and theta gets dL/dtheta of the whole objective, both computed here independently
+    with autograd.grad on a copy of the model."""
+    model, method, batch = tracer_method(
+        world, tau=2.0, lr_phi=0.5, lambda1=0.7, lambda2=0.3, grad_clip=float("inf")
+    )
     twin = copy.deepcopy(model)
     config = method.config
     q = method.assignment()
@@ -153,13 +156,18 @@ def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     total = nll(twin, batch.retain) + forget + config.lambda2 * coherence
     total = total + config.lambda3 * method.phi.abs().sum()
     (forget_grad,) = torch.autograd.grad(forget, method.phi, retain_graph=True)
-    (total_grad,) = torch.autograd.grad(total, method.phi)
+    total_grad, *theta_grads = torch.autograd.grad(total, [method.phi, *twin.parameters()], allow_unused=True)
     mask = selective_mask(q.detach(), method.rho, forget_grad)
     assert 0 < float(mask.sum()) < mask.numel()  # the case is not trivial
     expected = -config.lr_phi * mask * total_grad
 
     method.step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0))
     torch.testing.assert_close(method.phi.detach(), expected, rtol=1e-6, atol=1e-9)
+    for parameter, theta_grad in zip(model.parameters(), theta_grads, strict=True):
+        if theta_grad is None:
+            assert parameter.grad is None or not parameter.grad.any()
+        else:
+            torch.testing.assert_close(parameter.grad, theta_grad, rtol=1e-5, atol=1e-7)
 
 
 def perturb(model, scale: float = 0.05, seed: int = 0) -> None:

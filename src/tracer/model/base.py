@@ -138,19 +138,29 @@ class GenerativeRecommender(nn.Module, ABC):
         """As :meth:`prefix_log_probs` with hard prefix tokens (B, W, l) (used by decoding)."""
         return self.prefix_log_probs(cache, self.token_embeddings_from_codes(prefix_tokens))
 
+    def candidate_level_log_probs(self, cache: Any, candidate_embeddings: Tensor) -> Tensor:
+        """Teacher-forced log-probs of every level of W whole candidates after each cached history.
+
+        ``candidate_embeddings``: (B, W, n_levels, d_model) token embeddings of the candidates. Returns
+        (B, W, n_levels, max_vocab): row l is log p(token_l = k | history, the candidate's tokens < l),
+        what :meth:`prefix_log_probs` gives for each prefix (this default asks it level by level; the
+        built-in backbones override it with one pass).
+        """
+        rows = [
+            self.prefix_log_probs(cache, candidate_embeddings[:, :, :level]) for level in range(self.n_levels)
+        ]
+        return torch.stack(rows, dim=2)
+
     def next_item_log_probs(self, histories: Tensor, next_items: Tensor) -> Tensor:
         """Teacher-forced log-probs of every level for (history, next item) pairs.
 
         histories (B, T), next_items (B,) -> (B, n_levels, max_vocab): row l is log p(token_l = k |
         history, tokens_<l of next_items). The decoder input uses :meth:`item_token_embeddings`, so
-        soft codes apply. Backbones may override this with a faster fused pass.
+        soft codes apply.
         """
         cache = self.encode_history(histories)
         targets = self.item_token_embeddings(next_items)  # (B, n_levels, d)
-        rows = [
-            self.prefix_log_probs(cache, targets[:, None, :level, :])[:, 0] for level in range(self.n_levels)
-        ]
-        return torch.stack(rows, dim=1)
+        return self.candidate_level_log_probs(cache, targets[:, None])[:, 0]
 
     def sequence_log_probs(self, sequences: Tensor) -> Tensor:
         """Log-probs at every position of whole sequences, (B, T) -> (B, T, n_levels, max_vocab):

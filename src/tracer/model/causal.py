@@ -12,7 +12,8 @@ level 0 of the first real item: at BOS). :meth:`CausalRecommender.sequence_log_p
 of a sequence in one pass; :meth:`CausalRecommender.encode_history` keeps every layer's keys/values of
 the history, and :meth:`CausalRecommender.prefix_log_probs` then runs only the W x l prefix tokens: the
 W candidates are stacked on one axis and a block-diagonal causal mask lets each see the shared history
-cache and its own earlier tokens only.
+cache and its own earlier tokens only. :meth:`CausalRecommender.candidate_level_log_probs` scores every
+level of whole candidates from one such pass of their first L - 1 tokens.
 """
 
 from __future__ import annotations
@@ -203,14 +204,28 @@ class CausalRecommender(GenerativeRecommender):
             raise ValueError(f"a prefix has at most {self.n_levels - 1} tokens, got {level}")
         if level == 0:
             return self.heads.level_log_probs(cache.last_hidden, 0)[:, None].repeat(1, width, 1)
+        hidden = self._prefix_hidden(cache, prefix_embeddings)[:, :, -1]  # (B, W, d)
+        return self.heads.level_log_probs(hidden, level)
+
+    def candidate_level_log_probs(self, cache: HistoryCache, candidate_embeddings: Tensor) -> Tensor:
+        """Every level of W whole candidates from one pass of their first L - 1 tokens (a prefix token's
+        hidden state depends on its own candidate's earlier tokens only): (B, W, L, d) -> (B, W, L, V)."""
+        batch, width = candidate_embeddings.shape[:2]
+        first = cache.last_hidden[:, None, None, :].expand(batch, width, 1, -1)  # predicts level 0
+        hidden = self._prefix_hidden(cache, candidate_embeddings[:, :, :-1])  # (B, W, L - 1, d)
+        return self.heads.all_levels_log_probs(torch.cat([first, hidden], dim=2))
+
+    def _prefix_hidden(self, cache: HistoryCache, prefix_embeddings: Tensor) -> Tensor:
+        """Prefixes (B, W, l, d), l >= 1, after the cached histories -> normed hidden states (B, W, l, d);
+        row j predicts token j + 1 of its candidate."""
+        batch, width, level, d = prefix_embeddings.shape
         x = prefix_embeddings + self.level_embedding.weight[:level]
         x = x + self.item_position(cache.next_position)[:, None, None, :]
         x = self.embedding_dropout(x.reshape(batch, width * level, d))
         mask = self._prefix_mask(cache.visible, width, level)
         for block, past in zip(self.blocks, cache.key_values, strict=True):
             x, _ = block(x, mask=mask, past=past)
-        hidden = self.final_norm(x).reshape(batch, width, level, d)[:, :, -1]  # (B, W, d)
-        return self.heads.level_log_probs(hidden, level)
+        return self.final_norm(x).reshape(batch, width, level, d)
 
     @staticmethod
     def _prefix_mask(visible: Tensor, width: int, level: int) -> Tensor:

@@ -179,9 +179,8 @@ class TigerRecommender(GenerativeRecommender):
         hidden = self._decode(cache, prefix_embeddings)[:, :, -1]  # (B, W, d)
         return self.heads.level_log_probs(hidden, level)
 
-    def next_item_log_probs(self, histories: Tensor, next_items: Tensor) -> Tensor:
-        """Fused teacher forcing: histories (B, T), next_items (B,) -> (B, L, V) in one decoder pass."""
-        cache = self.encode_history(histories)
-        targets = self.item_token_embeddings(next_items)  # (B, L, d)
-        hidden = self._decode(cache, targets[:, None, :-1])[:, 0]  # (B, L, d)
+    def candidate_level_log_probs(self, cache: EncodedHistory, candidate_embeddings: Tensor) -> Tensor:
+        """Fused teacher forcing of W candidates per history in one decoder pass:
+        (B, W, L, d) -> (B, W, L, V)."""
+        hidden = self._decode(cache, candidate_embeddings[:, :, :-1])  # (B, W, L, d)
         return self.heads.all_levels_log_probs(hidden)

@@ -97,8 +97,7 @@ def candidate_log_probs(model: GenerativeRecommender, histories: Tensor, candida
 def cached_candidate_log_probs(model: GenerativeRecommender, cache, candidates: Tensor) -> Tensor:
     """As :func:`candidate_log_probs` from an already encoded history cache (B histories)."""
     embeddings = model.item_token_embeddings(candidates)  # (B, W, n_levels, d); soft codes apply
-    rows = [model.prefix_log_probs(cache, embeddings[:, :, :level]) for level in range(model.n_levels)]
-    return torch.stack(rows, dim=2)
+    return model.candidate_level_log_probs(cache, embeddings)
 
 
 def forget_log_probs(
@@ -305,16 +304,15 @@ class Tracer(UnlearningMethod):
             + config.lambda2 * coherence
             + config.lambda3 * sparsity
         )
+        total = forget + rest
         forget_grad = None
         if config.reassign and config.use_mask:
-            # Eq. 11 needs dL_F/dphi alone: backward the forget term first (gradients accumulate, so
-            # theta and phi end with the gradient of the whole objective, at one backward per term)
-            forget.backward(retain_graph=True)
-            forget_grad = torch.zeros_like(self.phi) if self.phi.grad is None else self.phi.grad.clone()
-            rest.backward()
-        else:
-            (forget + rest).backward()
-        total = forget + rest
+            # Eq. 11 needs dL_F/dphi alone: a gradient to phi only (no parameter gradients are formed),
+            # then one backward of the whole objective
+            (forget_grad,) = torch.autograd.grad(forget, self.phi, retain_graph=True, allow_unused=True)
+            if forget_grad is None:
+                forget_grad = torch.zeros_like(self.phi)
+        total.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
         optimizer.step()
         if config.reassign and self.phi.grad is not None:
