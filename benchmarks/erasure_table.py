@@ -1,13 +1,13 @@
 """Markdown tables of a bench results folder: every method's metrics as mean ± std over seeds, and
 TRACER's standing against the goals of issue 6.
 
-    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [--cells] [--seeds 0 1]
+    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [MORE_FOLDERS ...] [--cells] [--seeds 0 1]
 
 Prints one table per dataset x concept for BENCHMARKS.md, then the goals table: TRACER's Exposure@10
 against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds), and the
 baselines (not Retrain, the reference, nor TRACER's ablations) that beat it on both Exposure@10 and
 retain NDCG@10. ``--cells`` (or a grid that is still running, with no results.json yet) summarises the
-finished cells instead of results.json.
+finished cells instead of results.json. Several folders (e.g. one bench per seed) are pooled.
 """
 
 from __future__ import annotations
@@ -94,11 +94,11 @@ def goals(summary: pd.DataFrame) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder")
+    parser.add_argument("folders", nargs="+", help="bench output folders; their rows are pooled")
     parser.add_argument("--cells", action="store_true", help="read the finished cells, not results.json")
     parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: all)")
     args = parser.parse_args()
-    rows = bench_rows(args.folder, args.cells)
+    rows = pd.concat([bench_rows(folder, args.cells) for folder in args.folders], ignore_index=True)
     if args.seeds:
         rows = rows[rows["seed"].isin(args.seeds)]
     summary = aggregate(rows)
