@@ -1,7 +1,8 @@
 """Which concept items TRACER's commit moved, against how firmly each sat on its stored codes, and
 which concept items still reach users' top-10 lists.
 
-    .venv/bin/python benchmarks/pinned_items.py ERASED --data DATA --recs RECS.parquet [--k 10]
+    .venv/bin/python benchmarks/pinned_items.py ERASED --data DATA --recs RECS.parquet [--k 10] \
+        [--compare PARENT RETRAIN ...] [--users 600]
 
 ERASED is a TRACER artifact (its manifest names the concept and holds tau; its ``sids/`` folder holds
 the parent's tokenizer state and the committed SID table). RECS is that artifact's ranked lists
@@ -30,6 +31,9 @@ import torch
 
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import resolve_concept
+from tracer.data.sequences import build_sequences
+from tracer.evaluation.evaluate import load_model_artifact
+from tracer.model.decoding import pad_histories
 from tracer.semantic_ids.quantization import load_tokenization, squared_distances
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.unlearning.runner import SID_FOLDER
@@ -53,6 +57,38 @@ def tau_of(manifest: dict) -> float:
     return float((ast.literal_eval(config) if isinstance(config, str) else config)["tau"])
 
 
+def branch_composition(
+    codes: np.ndarray, row: int, concept_mask: np.ndarray, counts: np.ndarray
+) -> list[str]:
+    """Per level, the items under item ``row``'s prefix: 'concept/retain items (concept share of their
+    interactions)'. codes (n, L) codebook codes, counts (n,) interactions per item."""
+    out = []
+    for level in range(codes.shape[1]):
+        under = (codes[:, : level + 1] == codes[row, : level + 1]).all(1)
+        share = counts[under & concept_mask].sum() / max(counts[under].sum(), 1)
+        out.append(f"{int((under & concept_mask).sum())}/{int((under & ~concept_mask).sum())} ({share:.0%})")
+    return out
+
+
+@torch.no_grad()
+def item_probabilities(model_dir: Path, data_dir: Path, item_id: str, users: int) -> tuple[float, float]:
+    """Mean p(level-1 token of the item) and mean p(item's whole SID) over a seeded sample of test
+    histories, each model with its own SID table."""
+    model, table, _ = load_model_artifact(model_dir)
+    data = build_sequences(load_dataset(data_dir))
+    histories = data.histories("test")
+    sample = np.random.default_rng(0).choice(len(histories), min(users, len(histories)), replace=False)
+    batch = pad_histories([histories[u] for u in sample], int(model.config_dict()["max_history"]))
+    row = int(np.flatnonzero(table.item_ids == item_id)[0])
+    codes = torch.as_tensor(table.codes[row])
+    cache = model.encode_history(batch)
+    empty = torch.zeros(len(sample), 1, 0, dtype=torch.long)
+    first = model.prefix_log_probs_from_tokens(cache, empty)[:, 0, codes[0]].exp().mean()
+    log_probs = model.next_item_log_probs(batch, torch.full((len(sample),), row))  # (U, n_levels, V)
+    whole = log_probs.gather(-1, codes[None, :, None].expand(len(sample), -1, 1)).sum((1, 2)).exp().mean()
+    return float(first), float(whole)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,6 +97,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--recs", type=Path, required=True)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="model folders (parent, Retrain)")
+    parser.add_argument("--users", type=int, default=600, help="test histories for --compare")
     args = parser.parse_args()
 
     manifest = json.loads((args.erased / "manifest.json").read_text())
@@ -92,6 +130,7 @@ def main() -> None:
     ids = pd.Index(committed.item_ids)
     exposed = top[top["item_id"].isin(ids[items])]["item_id"].value_counts()
     counts = dataset.interactions["item_id"].value_counts()
+    item_counts = counts.reindex(committed.item_ids).fillna(0).to_numpy()
     position = {item_id: row for row, item_id in enumerate(ids[items])}
     print(f"\nconcept items in top-{args.k} lists: {int(exposed.sum())} slots of {len(top)}")
     for item_id, slots in exposed.items():
@@ -100,6 +139,11 @@ def main() -> None:
             f"  {item_id}: {slots} slots, {counts.get(item_id, 0)} interactions, margins "
             f"{np.round(margin[row], 1).tolist()}, moved {moved[row].tolist()}"
         )
+        branches = branch_composition(committed.codes[:, :levels], items[row], concept.item_mask, item_counts)
+        print(f"    concept/retain items under its prefix per level: {', '.join(branches)}")
+        for model_dir in [args.erased, *args.compare]:
+            first, whole = item_probabilities(model_dir, args.data, item_id, args.users)
+            print(f"    {model_dir}: p(level-1 token) {first:.4f}, p(item) {whole:.5f}")
 
 
 if __name__ == "__main__":
