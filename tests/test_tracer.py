@@ -20,8 +20,9 @@ from tracer.unlearning.tracer import (
     concept_only_children,
     expected_log_likelihood,
     floored,
+    retain_branch_log_shares,
+    reweighted_tokens,
     selective_mask,
-    without_cut_tokens,
 )
 
 
@@ -284,11 +285,30 @@ def test_concept_only_children_hand_built_case():
     assert cut[4, 1].tolist() == [True, False, False]
 
 
-def test_without_cut_tokens_renormalises_over_the_rest():
+def test_retain_branch_log_shares_hand_built_case():
+    """Each branch after an item's prefix is weighted by (retain targets + 1 per retain item) / (all
+    targets + 1 per item) under it: exactly the concept-only branches get weight 0, retain-only and
+    empty branches 1."""
+    codes = np.array([[0, 0], [0, 1], [1, 0], [2, 0], [2, 1]])
+    concept = np.array([False, True, True, True, False])
+    counts = np.array([3, 1, 4, 0, 2])  # weights 4, 2, 5, 1, 3
+    shares = np.exp(retain_branch_log_shares(codes, concept, 3, counts))
+    # root: branch 0 holds items 0 (retain, 4) and 1 (concept, 2); 1 only item 2; 2 items 3 (c, 1), 4 (r, 3)
+    np.testing.assert_allclose(shares[:, 0], [[4 / 6, 0.0, 3 / 4]] * 5, rtol=1e-6)
+    np.testing.assert_allclose(shares[0, 1], [1.0, 0.0, 1.0])  # under (0,): retain, concept, empty
+    np.testing.assert_allclose(shares[4, 1], [0.0, 1.0, 1.0])  # under (2,): concept, retain, empty
+    assert np.array_equal(shares == 0, concept_only_children(codes, concept, 3))
+
+
+def test_reweighted_tokens_renormalises_over_the_weights():
     log_probs = torch.tensor([[[0.5, 0.3, 0.2]]]).log()
-    cut = torch.tensor([[[False, True, False]]])
+    removed = torch.tensor([[[0.0, float("-inf"), 0.0]]])
     torch.testing.assert_close(
-        without_cut_tokens(log_probs, cut).exp(), torch.tensor([[[5 / 7, 0.0, 2 / 7]]])
+        reweighted_tokens(log_probs, removed).exp(), torch.tensor([[[5 / 7, 0.0, 2 / 7]]])
+    )
+    halved = torch.tensor([[[1.0, 0.5, 1.0]]]).log()
+    torch.testing.assert_close(
+        reweighted_tokens(log_probs, halved).exp(), torch.tensor([[[0.5, 0.15, 0.2]]]) / 0.85
     )
 
 
@@ -297,7 +317,7 @@ def test_a_level_cut_whole_drops_out_of_the_kl():
     adds nothing to the KL, while the other levels count as usual."""
     log_probs = torch.tensor([[[0.5, 0.3, 0.2], [0.6, 0.2, 0.2]]]).log()
     cut = torch.tensor([[[False, True, False], [True, True, True]]])
-    target = without_cut_tokens(log_probs, cut)
+    target = reweighted_tokens(log_probs, torch.zeros(1, 2, 3).masked_fill(cut, float("-inf")))
     assert bool(torch.isneginf(target[0, 1]).all())
     model = torch.tensor([[[0.4, 0.4, 0.2], [0.1, 0.1, 0.8]]]).log()
     first = (5 / 7) * math.log((5 / 7) / 0.4) + (2 / 7) * math.log((2 / 7) / 0.2)
@@ -313,12 +333,16 @@ def descend(loss, parameters, lr: float) -> None:
                 parameter.sub_(lr * grad)
 
 
-def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world):
-    """With ``kl_without_concept`` the anchor's target is the parent minus its concept-only branches:
-    at the parent the term is positive wherever the parent put mass there, and a gradient step on it
-    lowers the model's mass on those tokens for the retain targets."""
-    model, method, batch = tracer_method(world, retain_kl=1.0, kl_without_concept=True)
-    cut = method.cut[target_items(batch.retain)]  # (N, n_levels, V)
+@pytest.mark.parametrize("branch_shares", [False, True])
+def test_kl_without_concept_pulls_mass_off_the_concept_only_branches(world, branch_shares):
+    """With ``kl_without_concept`` the anchor's target is the parent minus its concept-only branches
+    (and, with ``kl_branch_shares``, with every other branch scaled by its retain share): at the parent
+    the term is positive wherever the parent put mass there, and a gradient step on it lowers the
+    model's mass on those tokens for the retain targets."""
+    model, method, batch = tracer_method(
+        world, retain_kl=1.0, kl_without_concept=True, kl_branch_shares=branch_shares
+    )
+    cut = torch.isneginf(method.kl_log_weights[target_items(batch.retain)])  # (N, n_levels, V)
     assert bool(cut.any())
     parameters = [p for p in model.parameters() if p.requires_grad]
 
@@ -348,7 +372,7 @@ def test_forget_kl_moves_forget_histories_off_the_concept_only_branches(world):
     the model's mass on those branches for the same forget histories."""
     model, method, batch = tracer_method(world, forget_kl=2.0, tau=1e-6)
     assert method.context.reference is not None
-    cut = method.cut[target_items(batch.forget)]  # (N, n_levels, V)
+    cut = torch.isneginf(method.kl_log_weights[target_items(batch.forget)])  # (N, n_levels, V)
     assert bool(cut.any())
     parameters = [p for p in model.parameters() if p.requires_grad]
 

@@ -49,11 +49,14 @@ class TracerConfig(EraseConfig):
     weight of KL(cut parent || model) on the forget batch: at every forget target and level, the parent's
     token distribution with the concept-only branches cut off (as ``kl_without_concept``) is the target,
     so the forget histories keep the parent's preferences among retain items while the concept's own
-    branches lose their mass (0 = off; an extension, measured in BENCHMARKS.md). ``coherence_anchor``:
-    L_Coh holds each neighbour's SID log-likelihood at the parent's on the same forget history, a hinge
-    relu(ll_parent - ll_model) that penalises a drop and rewards no rise, instead of Eq. 9's unbounded
-    raise (which promotes the concept's content neighbours in every user's top-k; an extension,
-    measured in BENCHMARKS.md)."""
+    branches lose their mass (0 = off; an extension, measured in BENCHMARKS.md). ``kl_branch_shares``:
+    in those cut targets every branch is weighted by the retain share of the training targets under it
+    (one pseudo-count per item) instead of being kept whole unless concept-only, so a branch whose mass
+    is mostly the concept's is mostly removed too (an extension, measured in BENCHMARKS.md).
+    ``coherence_anchor``: L_Coh holds each neighbour's SID log-likelihood at the parent's on the same
+    forget history, a hinge relu(ll_parent - ll_model) that penalises a drop and rewards no rise, instead
+    of Eq. 9's unbounded raise (which promotes the concept's content neighbours in every user's top-k; an
+    extension, measured in BENCHMARKS.md)."""
 
     tau: float = 0.005
     lambda1: float = 1.0
@@ -65,6 +68,7 @@ class TracerConfig(EraseConfig):
     retain_kl: float = 0.0
     kl_without_concept: bool = False
     forget_kl: float = 0.0
+    kl_branch_shares: bool = False
     coherence_anchor: bool = False
     reassign: bool = True
     use_mask: bool = True
@@ -144,11 +148,34 @@ def concept_only_children(codes: np.ndarray, concept_mask: np.ndarray, base: int
     return cut
 
 
-def without_cut_tokens(log_probs: Tensor, cut: Tensor) -> Tensor:
-    """Log-probs (N, n_levels, V) with the ``cut`` tokens (bool, same shape) removed and each level
-    renormalised over the rest; a level whose every token is cut (a concept-only prefix) becomes all
-    -inf, which :func:`level_kl` counts as 0."""
-    renormalised = log_probs.masked_fill(cut, float("-inf")).log_softmax(-1)
+def retain_branch_log_shares(
+    codes: np.ndarray, concept_mask: np.ndarray, base: int, target_counts: np.ndarray
+) -> np.ndarray:
+    """For every item and level, log of the retain share of each branch after the item's own prefix:
+    (retain items' training targets + 1 per retain item) / (all items' targets + 1 per item) under the
+    branch; -inf for a concept-only branch, 0 for a retain-only or empty one. codes (n_items, n_levels),
+    concept_mask (n_items,), target_counts (n_items,) -> float32 (n_items, n_levels, base)."""
+    keys = prefix_keys(codes, base)
+    weights = np.asarray(target_counts, dtype=np.float64) + 1.0
+    out = np.zeros((*codes.shape, base), dtype=np.float32)
+    for level in range(codes.shape[1]):
+        branches, owner = np.unique(keys[:, level], return_inverse=True)
+        total = np.bincount(owner, weights=weights)
+        retain = np.bincount(owner, weights=weights * ~concept_mask, minlength=len(branches))
+        parents = keys[:, level - 1] if level > 0 else np.zeros(len(codes), dtype=np.int64)
+        children = parents[:, None] * base + np.arange(base)[None, :]  # (n_items, base)
+        slot = np.searchsorted(branches, children).clip(max=len(branches) - 1)
+        found = branches[slot] == children
+        with np.errstate(divide="ignore"):
+            out[:, level] = np.where(found, np.log(retain[slot] / total[slot]), 0.0)
+    return out
+
+
+def reweighted_tokens(log_probs: Tensor, log_weights: Tensor) -> Tensor:
+    """Log-probs (N, n_levels, V) times per-token weights (given as logs, same shape; -inf removes a
+    token), each level renormalised; a level whose every token is removed becomes all -inf, which
+    :func:`level_kl` counts as 0."""
+    renormalised = (log_probs + log_weights).log_softmax(-1)
     return renormalised.masked_fill(renormalised.isnan(), float("-inf"))
 
 
@@ -193,10 +220,15 @@ class Tracer(UnlearningMethod):
         )
         self.phi.requires_grad_(config.reassign)
         if config.kl_without_concept or config.forget_kl > 0:
-            self.cut = torch.as_tensor(
-                concept_only_children(context.sid_table.codes, context.concept.item_mask, model.max_vocab),
-                device=context.device,
-            )  # (n_items, n_levels, max_vocab)
+            codes, mask = context.sid_table.codes, context.concept.item_mask
+            if config.kl_branch_shares:
+                counts = np.bincount(context.sequences.training_target_items(), minlength=len(codes))
+                weights = retain_branch_log_shares(codes, mask, model.max_vocab, counts)
+            else:
+                cut = concept_only_children(codes, mask, model.max_vocab)
+                weights = np.where(cut, -np.inf, 0.0).astype(np.float32)
+            # (n_items, n_levels, max_vocab): log weights of the parent's tokens in the KL targets
+            self.kl_log_weights = torch.as_tensor(weights, device=context.device)
         self.rho = retain_code_shares(
             context.sid_table.level_codes, context.concept.item_mask, codebook_size
         ).to(context.device)
@@ -263,7 +295,8 @@ class Tracer(UnlearningMethod):
                 )
         divergence = zero
         if config.forget_kl > 0:
-            divergence = level_kl(target_log_probs, without_cut_tokens(parent_targets, self.cut[items]))
+            target = reweighted_tokens(parent_targets, self.kl_log_weights[items])
+            divergence = level_kl(target_log_probs, target)
         if candidates is None:
             return forget, zero, divergence
         codes = model.codes[candidates]
@@ -285,7 +318,7 @@ class Tracer(UnlearningMethod):
             return retain, torch.zeros((), device=retain.device)
         reference = reference_log_probs(self.context.reference, batch)
         if self.config.kl_without_concept:
-            reference = without_cut_tokens(reference, self.cut[target_items(batch)])
+            reference = reweighted_tokens(reference, self.kl_log_weights[target_items(batch)])
         return retain, level_kl(log_probs, reference)
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
