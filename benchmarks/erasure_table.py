@@ -1,13 +1,17 @@
 """Markdown tables of a bench results folder: every method's metrics as mean ± std over seeds, and
 TRACER's standing against the goals of issue 6.
 
-    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [MORE_FOLDERS ...] [--cells] [--seeds 0 1]
+    .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [MORE_FOLDERS ...] [--cells] \
+        [--seeds 0 1] [--settings]
 
 Prints one table per dataset x concept for BENCHMARKS.md, then the goals table: TRACER's Exposure@10
 against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds), and the
 baselines (not Retrain, the reference, nor TRACER's ablations) that beat it on both Exposure@10 and
 retain NDCG@10. ``--cells`` (or a grid that is still running, with no results.json yet) summarises the
 finished cells instead of results.json. Several folders (e.g. one bench per seed) are pooled.
+``--settings`` (with ``--cells``) keeps the cells of one method run at different settings apart: every
+row but the original's and Retrain's is labelled ``method@<cell hash>`` (the hash ends the cell's file
+name; the settings are in the bench config that wrote it).
 """
 
 from __future__ import annotations
@@ -46,7 +50,15 @@ def bench_rows(folder: str, from_cells: bool = False) -> pd.DataFrame:
     if not from_cells and (Path(folder) / "results.json").is_file():
         return load_results(folder).rows
     cells = sorted((Path(folder) / "cells").glob("*.json"))
-    return pd.DataFrame([json.loads(cell.read_text()) for cell in cells])
+    rows = pd.DataFrame([json.loads(cell.read_text()) for cell in cells])
+    rows["cell"] = [cell.stem.rsplit("__", 1)[-1] for cell in cells]
+    return rows
+
+
+def by_settings(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose method (the original and Retrain apart) is labelled ``method@<cell hash>``."""
+    labelled = ~rows["method"].isin(["original", "retrain"])
+    return rows.assign(method=rows["method"].where(~labelled, rows["method"] + "@" + rows["cell"]))
 
 
 def markdown(summary: pd.DataFrame) -> str:
@@ -97,10 +109,15 @@ if __name__ == "__main__":
     parser.add_argument("folders", nargs="+", help="bench output folders; their rows are pooled")
     parser.add_argument("--cells", action="store_true", help="read the finished cells, not results.json")
     parser.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: all)")
+    parser.add_argument("--settings", action="store_true", help="keep one method's settings apart (--cells)")
     args = parser.parse_args()
+    if args.settings and not args.cells:
+        parser.error("--settings reads cell file names: add --cells")
     rows = pd.concat([bench_rows(folder, args.cells) for folder in args.folders], ignore_index=True)
     if args.seeds:
         rows = rows[rows["seed"].isin(args.seeds)]
+    if args.settings:
+        rows = by_settings(rows)
     summary = aggregate(rows)
     print(markdown(summary))
     print(goals(summary))
