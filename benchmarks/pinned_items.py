@@ -71,21 +71,18 @@ def branch_composition(
 
 
 @torch.no_grad()
-def item_probabilities(model_dir: Path, data_dir: Path, item_id: str, users: int) -> tuple[float, float]:
-    """Mean p(level-1 token of the item) and mean p(item's whole SID) over a seeded sample of test
-    histories, each model with its own SID table."""
+def item_probabilities(model_dir: Path, histories: list[np.ndarray], item_id: str) -> tuple[float, float]:
+    """Mean p(level-1 token of the item) and mean p(item's whole SID) over ``histories`` (item-index
+    arrays), the model with its own SID table."""
     model, table, _ = load_model_artifact(model_dir)
-    data = build_sequences(load_dataset(data_dir))
-    histories = data.histories("test")
-    sample = np.random.default_rng(0).choice(len(histories), min(users, len(histories)), replace=False)
-    batch = pad_histories([histories[u] for u in sample], int(model.config_dict()["max_history"]))
+    batch = pad_histories(histories, int(model.config_dict()["max_history"]))
     row = int(np.flatnonzero(table.item_ids == item_id)[0])
     codes = torch.as_tensor(table.codes[row])
     cache = model.encode_history(batch)
-    empty = torch.zeros(len(sample), 1, 0, dtype=torch.long)
+    empty = torch.zeros(len(histories), 1, 0, dtype=torch.long)
     first = model.prefix_log_probs_from_tokens(cache, empty)[:, 0, codes[0]].exp().mean()
-    log_probs = model.next_item_log_probs(batch, torch.full((len(sample),), row))  # (U, n_levels, V)
-    whole = log_probs.gather(-1, codes[None, :, None].expand(len(sample), -1, 1)).sum((1, 2)).exp().mean()
+    log_probs = model.next_item_log_probs(batch, torch.full((len(histories),), row))  # (U, n_levels, V)
+    whole = log_probs.gather(-1, codes[None, :, None].expand(len(histories), -1, 1)).sum((1, 2)).exp().mean()
     return float(first), float(whole)
 
 
@@ -132,6 +129,9 @@ def main() -> None:
     counts = dataset.interactions["item_id"].value_counts()
     item_counts = counts.reindex(committed.item_ids).fillna(0).to_numpy()
     position = {item_id: row for row, item_id in enumerate(ids[items])}
+    histories = build_sequences(dataset).histories("test")
+    picked = np.random.default_rng(0).choice(len(histories), min(args.users, len(histories)), replace=False)
+    sample = [histories[user] for user in picked]
     print(f"\nconcept items in top-{args.k} lists: {int(exposed.sum())} slots of {len(top)}")
     for item_id, slots in exposed.items():
         row = position[item_id]
@@ -142,7 +142,7 @@ def main() -> None:
         branches = branch_composition(committed.codes[:, :levels], items[row], concept.item_mask, item_counts)
         print(f"    concept/retain items under its prefix per level: {', '.join(branches)}")
         for model_dir in [args.erased, *args.compare]:
-            first, whole = item_probabilities(model_dir, args.data, item_id, args.users)
+            first, whole = item_probabilities(model_dir, sample, item_id)
             print(f"    {model_dir}: p(level-1 token) {first:.4f}, p(item) {whole:.5f}")
 
 
