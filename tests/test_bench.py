@@ -18,6 +18,7 @@ from tracer.data.concepts import resolve_concept
 from tracer.data.sequences import build_sequences
 from tracer.evaluation.evaluate import Ranking
 from tracer.evaluation.metrics import exposure_at_k, ndcg_at_k
+from tracer.pipelines.bench import settings_tag as bench_tag
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,33 @@ def test_a_grid_of_another_shape_reuses_finished_cells_and_their_rankings(bench_
             pd.read_parquet(out / "recs" / f"{method}.parquet"),
         )
     assert (out / "recs" / "drama" / "filter.parquet").is_file()
+
+
+def test_a_finished_model_trained_from_an_edited_preset_is_refused(tmp_path):
+    """Model folders are tagged by the grid's settings, which name a preset file; when that file changes
+    after the model was trained, the grid must not reuse it silently."""
+    from tracer.errors import UserError
+    from tracer.pipelines.bench import Bench
+    from tracer.pipelines.bench_config import load_bench_config
+    from tracer.training.config import load_preset
+
+    preset = tmp_path / "preset.yaml"
+    load_preset("tiny").save(preset)
+    path = tmp_path / "bench.yaml"
+    config = {
+        "datasets": {"tiny": {"prepare": {"dataset": "ml-100k"}, "train": {"preset": str(preset)}}},
+        "concepts": {"tiny": ["Horror"]},
+        "methods": ["ga"],
+    }
+    path.write_text(yaml.safe_dump(config))
+    bench = Bench(load_bench_config(path), tmp_path / "out")
+    plan = bench.config.datasets[0]
+    folder = bench.work(plan) / f"model-seed0-{bench_tag(plan.train)}"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text("{}")  # a finished run: model_dir must not train
+    load_preset(preset).replace(seed=0, device="cuda").save(folder / "train_config.yaml")
+    assert bench.model_dir(plan, 0) == folder  # same settings (the device does not count): reused
+
+    load_preset(preset).replace(lr=0.5).save(preset)
+    with pytest.raises(UserError, match=r"train\.lr"):
+        bench.model_dir(plan, 0)

@@ -233,7 +233,7 @@ def test_existing_out_dir_and_changed_config_are_refused(inputs, tmp_path):
     train(config, *inputs, tmp_path / "run", show_progress=False)
     with pytest.raises(UserError, match="already exists"):
         train(config, *inputs, tmp_path / "run", show_progress=False)
-    with pytest.raises(UserError, match="another config"):
+    with pytest.raises(UserError, match=r"another config \(train\.lr differ"):
         train(config.replace(lr=0.5), *inputs, tmp_path / "run", resume=True, show_progress=False)
     again = train(config, *inputs, tmp_path / "run", overwrite=True, show_progress=False)
     assert again["epochs"] == 1

@@ -27,15 +27,16 @@ from tracer.data.concepts import resolve_concept
 from tracer.data.loaders import LoaderOptions, load_raw
 from tracer.data.pipeline import PrepareConfig, write_prepared
 from tracer.data.sequences import build_sequences
+from tracer.errors import UserError
 from tracer.evaluation.attack import relearning_attack
 from tracer.evaluation.erasure import HEADLINE_METRICS, evaluate_erasure
-from tracer.evaluation.evaluate import Ranking
+from tracer.evaluation.evaluate import TRAIN_CONFIG_FILE, Ranking
 from tracer.evaluation.metrics import concept_share
 from tracer.io import atomic_path, read_json, write_json, write_parquet
 from tracer.pipelines.bench_config import BenchConfig, DatasetPlan
 from tracer.semantic_ids.build import SidsConfig, build_sids
 from tracer.training.checkpointing import has_training_state
-from tracer.training.config import load_preset
+from tracer.training.config import TrainConfig, load_preset
 from tracer.training.loop import train
 from tracer.unlearning.runner import EraseRequest, erase, method_defaults
 
@@ -92,10 +93,18 @@ class Bench:
 
     def model_dir(self, plan: DatasetPlan, seed: int) -> Path:
         folder = self.work(plan) / f"model-seed{seed}-{settings_tag(plan.train)}"
-        if not (folder / "metrics.json").is_file():
-            settings = dict(plan.train)
-            preset = settings.pop("preset", plan.name)
-            config = load_preset(preset).replace(seed=seed, device=self.device, **settings)
+        settings = dict(plan.train)
+        preset = settings.pop("preset", plan.name)
+        config = load_preset(preset).replace(seed=seed, device=self.device, **settings)
+        if (folder / "metrics.json").is_file():
+            # the tag hashes the grid's settings, not the preset file they name: check the file too
+            changed = TrainConfig.load(folder / TRAIN_CONFIG_FILE).differences(config)
+            if changed:
+                raise UserError(
+                    f"{folder} holds a model trained with other settings ({', '.join(changed)}; preset "
+                    f"{preset!r} changed since?): delete that folder to retrain it, or choose a new --out"
+                )
+        else:
             resume = has_training_state(folder)
             train(
                 config, self.data_dir(plan), self.sids_dir(plan), folder, resume=resume, overwrite=not resume

@@ -129,6 +129,16 @@ class TrainConfig:
         updated.validate()
         return updated
 
+    def differences(self, other: TrainConfig) -> list[str]:
+        """``section.key`` names whose values differ from ``other``'s; ``device`` is not compared (where a
+        run happens does not change what it trains)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        changed = [] if mine["backbone"] == theirs["backbone"] else ["backbone"]
+        for section in ("model", "train"):
+            keys = sorted(set(mine[section]) | set(theirs[section]))
+            changed += [f"{section}.{k}" for k in keys if mine[section].get(k) != theirs[section].get(k)]
+        return [name for name in changed if name != "train.device"]
+
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -159,13 +159,11 @@ def _prepare_out_dir(
 ) -> None:
     """Refuse, clear or reuse ``out_dir`` (rank 0 only)."""
     if resume and has_training_state(out_dir):
-        saved = TrainConfig.load(out_dir / TRAIN_CONFIG_FILE).to_dict()
-        wanted = config.to_dict()
-        saved["train"].pop("device"), wanted["train"].pop("device")
-        if saved != wanted:
+        changed = TrainConfig.load(out_dir / TRAIN_CONFIG_FILE).differences(config)
+        if changed:
             raise UserError(
-                f"{out_dir} was trained with another config ({out_dir / TRAIN_CONFIG_FILE}): "
-                "resume with the same preset or choose a new --out"
+                f"{out_dir} was trained with another config ({', '.join(changed)} differ from "
+                f"{out_dir / TRAIN_CONFIG_FILE}): resume with the same preset or choose a new --out"
             )
         return
     if out_dir.exists() and any(out_dir.iterdir()):
