@@ -8,8 +8,8 @@ trie scaling.
    exact scorer's top-10 for a few beam widths.
 2. 1,000,000 random 3 x 256 codes (+ dedup): trie build time and ``allowed_mask`` throughput.
 
-Run: ``.venv/bin/python benchmarks/decoding_speed.py [--model DIR --data DATA]`` (prints a markdown
-table, writes JSON to benchmarks/results/decoding_speed.json).
+Run: ``.venv/bin/python benchmarks/decoding_speed.py [--model DIR --data DATA] [--device cuda]`` (prints
+a markdown table, writes JSON to benchmarks/results/decoding_speed.json).
 """
 
 from __future__ import annotations
@@ -76,8 +76,13 @@ def build_model(codes: torch.Tensor, vocab_sizes: list[int], seed: int) -> tuple
 
 
 def time_call(function, *args):
+    """(result, seconds), waiting for queued GPU work before and after."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     start = time.perf_counter()
     result = function(*args)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return result, time.perf_counter() - start
 
 
@@ -99,7 +104,9 @@ def decoding_benchmark(args: argparse.Namespace) -> dict:
         model, model_name = build_model(codes, vocab_sizes, args.seed)
         generator = torch.Generator().manual_seed(args.seed + 1)
         histories = torch.randint(0, len(codes), (args.users, 50), generator=generator)
-    trie = PrefixTrie.from_codes(codes, vocab_sizes)
+    codes = codes.cpu()
+    model, histories = model.to(args.device), histories.to(args.device)
+    trie = PrefixTrie.from_codes(codes, vocab_sizes).to(args.device)
     reference = load_module("reference_decoding", ROOT / "benchmarks" / "reference_decoding.py")
 
     beam_search(model, trie, histories[: args.batch_size], args.k, args.beam)  # warm-up
@@ -228,6 +235,7 @@ def main() -> None:
     parser.add_argument("--trie-items", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "decoding_speed.json")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the model and the trie run")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -235,6 +243,8 @@ def main() -> None:
     result["load_average_1min"] = [load_before, os.getloadavg()[0]]  # other work on the machine
     result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result["machine"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads"
+    if args.device != "cpu":
+        result["machine"] += f", {torch.cuda.get_device_name()}"
     print(markdown(result))
     write_json(args.out, result)
 

@@ -52,9 +52,10 @@ def reference_beam_search(
 
 def _next_token_log_probs(model: GenerativeRecommender, cache: object, prefix: list[int]) -> list[float]:
     """The model's next-token log-probs after one hard prefix (possibly empty), as a Python list."""
+    device = model.codes.device
     if prefix:
-        tokens = torch.tensor(prefix, dtype=torch.long).view(1, 1, len(prefix))
+        tokens = torch.tensor(prefix, dtype=torch.long, device=device).view(1, 1, len(prefix))
         embeddings = model.token_embeddings_from_codes(tokens)
     else:
-        embeddings = torch.zeros(1, 1, 0, model.d_model)
+        embeddings = torch.zeros(1, 1, 0, model.d_model, device=device)
     return model.prefix_log_probs(cache, embeddings)[0, 0].float().tolist()

@@ -5,8 +5,10 @@ time to early stop, epochs, valid/test Recall/NDCG@5/10, training throughput (ta
 training steps only, validation excluded) and achieved model FLOP/s = FLOPs per target x targets/s.
 FLOPs per target are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward + backward
 of a real training batch (matmuls and attention; element-wise work is not counted). The matmul
-reference is the best of several timed fp32 ``torch.mm`` of 2048 x 2048 matrices, measured right
-before and right after training in the same process.
+reference is the best of several timed ``torch.mm`` in the training precision (fp32 2048^2 on a CPU,
+bf16 8192^2 on CUDA, where training runs under bf16 autocast), measured right before and right after
+training in the same process. ``--device cuda`` runs all of it on the GPU
+(``benchmarks/device_check.sh``).
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_WAIT_POLICY=PASSIVE \\
       .venv/bin/python benchmarks/train_flops.py --data runs/ml-100k/data \\
@@ -33,19 +35,29 @@ from tracer.io import read_json, write_json
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.batches import TrainingExamples
 from tracer.training.config import TrainConfig, load_preset
-from tracer.training.loop import build_model, make_optimizer, model_max_history, train
+from tracer.training.distributed import resolve_device
+from tracer.training.loop import SummedNLL, build_model, make_optimizer, model_max_history, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def matmul_flops(size: int = 2048, repeats: int = 8) -> float:
-    """Best-of-``repeats`` fp32 FLOP/s of one (size x size) @ (size x size) product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_flops(device: torch.device, repeats: int = 8) -> float:
+    """Best-of-``repeats`` FLOP/s of one square product in the training precision of ``device``."""
+    size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best
 
@@ -53,26 +65,29 @@ def matmul_flops(size: int = 2048, repeats: int = 8) -> float:
 def flops_per_target(config: TrainConfig, data_dir: str, sids_dir: str) -> tuple[float, int]:
     """Counted forward + backward FLOPs per training target on the first batch of epoch 0; params."""
     data = build_sequences(load_dataset(data_dir))
-    model = build_model(config, SidTable.load(sids_dir))
+    model = build_model(config, SidTable.load(sids_dir)).to(resolve_device(config.device))
     examples = TrainingExamples(data, model.batch_kind, model_max_history(model))
     step = next(examples.epoch_steps(config.batch_size, config.seed, 0))
     with FlopCounterMode(display=False) as counter:
-        step.batch.target_nll(model).sum().backward()
+        SummedNLL(model)(step.batch.to(model.codes.device)).backward()
     return counter.get_total_flops() / step.global_targets, sum(p.numel() for p in model.parameters())
 
 
 def step_throughput(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> float:
     """Training targets/s over ``steps`` optimiser steps (after one warm-up step), no validation:
     for backbones too slow to train to early stop here (tiger on a CPU)."""
+    device = resolve_device(config.device)
     data = build_sequences(load_dataset(data_dir))
-    model = build_model(config, SidTable.load(sids_dir)).train()
+    model = build_model(config, SidTable.load(sids_dir)).to(device).train()
     optimizer = make_optimizer(model, config)
+    loss_module = SummedNLL(model)
     examples = TrainingExamples(data, model.batch_kind, model_max_history(model))
     done, start = 0, 0.0
     for index, step in enumerate(examples.epoch_steps(config.batch_size, config.seed, 0)):
         if index == 1:
+            synchronize(device)
             start = time.perf_counter()
-        loss = step.batch.target_nll(model).sum() / step.global_targets
+        loss = loss_module(step.batch.to(device)) / step.global_targets
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -80,14 +95,16 @@ def step_throughput(config: TrainConfig, data_dir: str, sids_dir: str, steps: in
         done += step.global_targets if index >= 1 else 0
         if index == steps:
             break
+    synchronize(device)
     return done / (time.perf_counter() - start)
 
 
 def benchmark_steps(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> dict:
+    device = resolve_device(config.device)
     per_target, params = flops_per_target(config, data_dir, sids_dir)
-    peak_before = matmul_flops()
+    peak_before = matmul_flops(device)
     targets_per_second = step_throughput(config, data_dir, sids_dir, steps)
-    peak_after = matmul_flops()
+    peak_after = matmul_flops(device)
     achieved = per_target * targets_per_second
     return {
         "backbone": config.backbone,
@@ -104,12 +121,13 @@ def benchmark_steps(config: TrainConfig, data_dir: str, sids_dir: str, steps: in
 
 
 def benchmark(config: TrainConfig, data_dir: str, sids_dir: str, out_dir: Path) -> dict:
+    device = resolve_device(config.device)
     per_target, params = flops_per_target(config, data_dir, sids_dir)
-    peak_before = matmul_flops()
+    peak_before = matmul_flops(device)
     start = time.perf_counter()
     summary = train(config, data_dir, sids_dir, out_dir, overwrite=True)
     seconds = time.perf_counter() - start
-    peak_after = matmul_flops()
+    peak_after = matmul_flops(device)
     log = read_json(out_dir / "train_log.json")
     train_seconds = sum(entry["train_seconds"] for entry in log)
     targets_per_second = (
@@ -173,7 +191,11 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--sids", required=True)
     parser.add_argument("--preset", default="ml-100k")
-    parser.add_argument("--backbone", action="append", help="Backbones to run (default: the preset's).")
+    parser.add_argument(
+        "--backbone",
+        action="append",
+        help="Backbones to train to early stop (default: the preset's, none with only --steps-only).",
+    )
     parser.add_argument("--runs", default="bench-out/training", help="Where the run folders go.")
     parser.add_argument("--label", default=None, help="Results file label (default: the preset name).")
     parser.add_argument(
@@ -184,10 +206,13 @@ def main() -> None:
         help="Measure this backbone's throughput over --steps steps instead of training to early stop.",
     )
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default=None, help="cpu, cuda or auto (default: the preset's).")
     args = parser.parse_args()
     base = load_preset(args.preset)
+    if args.device is not None:
+        base = base.replace(device=args.device)
     rows = []
-    for backbone in args.backbone or [base.backbone]:
+    for backbone in args.backbone or ([] if args.steps_only else [base.backbone]):
         config = base.replace(backbone=backbone)  # like `tracer train --backbone`: same model overrides
         out_dir = Path(args.runs) / f"{Path(args.preset).stem}-{backbone}"
         rows.append(benchmark(config, args.data, args.sids, out_dir))
@@ -199,6 +224,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "device": str(resolve_device(base.device)),
+        "gpu": torch.cuda.get_device_name() if resolve_device(base.device).type == "cuda" else None,
         "load_average_after": os.getloadavg(),
         "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_")},
     }

@@ -70,7 +70,7 @@ VALID_K = 10
 PROGRESS_EVERY = 5  # steps between progress-bar updates
 
 
-class _SumNLL(nn.Module):
+class SummedNLL(nn.Module):
     """The module DDP wraps: forward(batch) -> summed SID NLL of the batch's targets (bf16 on CUDA)."""
 
     def __init__(self, model: GenerativeRecommender) -> None:
@@ -311,7 +311,7 @@ def _train(
     model = build_model(config, sid_table).to(context.device)
     optimizer = make_optimizer(model, config)
     progress = load_training_state(out_dir, model, optimizer) if resuming else TrainingProgress()
-    loss_module = wrap_ddp(_SumNLL(model), context)
+    loss_module = wrap_ddp(SummedNLL(model), context)
     examples = TrainingExamples(
         data, model.batch_kind, model_max_history(model), target_mask, config.rows_per_epoch
     )

@@ -1,0 +1,82 @@
+"""The CUDA path: bf16 autocast in training, decoding on the GPU, SASRec on the GPU.
+
+Skipped where torch sees no CUDA device (CI, the CPU machines). Run them on a GPU machine with
+``benchmarks/device_check.sh``, which also times ML-1M training there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from test_decoding import random_histories, random_sid_table
+from test_sasrec import cyclic_data, tiny_settings
+from tiny_run_inputs import write_tiny_inputs
+from tracer.data.artifact import load_dataset
+from tracer.data.sequences import build_sequences
+from tracer.io import read_json
+from tracer.model.decoding import beam_search, exact_scores
+from tracer.model.registry import model_from_preset
+from tracer.semantic_ids.sid_table import SidTable
+from tracer.semantic_ids.trie import PrefixTrie
+from tracer.training.batches import TrainingExamples
+from tracer.training.config import load_preset
+from tracer.training.loop import SummedNLL, build_model
+from tracer.training.loop import train as train_generative
+from tracer.training.sasrec_train import train_sasrec
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return write_tiny_inputs(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.mark.parametrize("backbone", ["causal", "tiger"])
+def test_training_loss_runs_in_bf16_and_stays_close_to_float32(inputs, backbone):
+    data_dir, sids_dir = inputs
+    config = load_preset("tiny").replace(backbone=backbone)
+    model = build_model(config, SidTable.load(sids_dir)).cuda().eval()  # eval: no dropout noise
+    examples = TrainingExamples(build_sequences(load_dataset(data_dir)), model.batch_kind, 8)
+    batch = next(iter(examples.epoch_steps(batch_size=16, seed=0, epoch=0))).batch.to("cuda")
+    with torch.no_grad():
+        float32 = batch.target_nll(model).sum()
+        bf16 = SummedNLL(model)(batch)
+    assert bf16.item() != float32.item()  # autocast changed the arithmetic
+    torch.testing.assert_close(bf16.float(), float32, rtol=3e-2, atol=0.0)
+
+
+def test_cuda_training_lowers_the_loss_and_saves_float32_weights(inputs, tmp_path):
+    config = load_preset("tiny").replace(max_epochs=4, patience=4, device="cuda")
+    summary = train_generative(config, *inputs, tmp_path / "run", show_progress=False)
+    log = read_json(tmp_path / "run" / "train_log.json")
+    assert log[-1]["loss"] < 0.8 * log[0]["loss"]
+    assert summary["valid"]["all"]["recall@10"] > 10 / 24  # chance: 10 of 24 items
+    weights = load_file(str(tmp_path / "run" / "model.safetensors"))
+    floating = [tensor for tensor in weights.values() if tensor.is_floating_point()]
+    assert floating and all(tensor.dtype == torch.float32 for tensor in floating)
+
+
+@pytest.mark.parametrize("backbone", ["causal", "tiger"])
+def test_gpu_decoding_equals_the_exact_scorer_and_the_cpu(backbone):
+    codes, vocab_sizes = random_sid_table(80, [4, 5], seed=3)  # beam 20 covers every inner depth
+    torch.manual_seed(0)
+    model = model_from_preset(backbone, "tiny", codes, vocab_sizes).eval()
+    histories = random_histories(6, 5, len(codes), seed=4)
+    trie = PrefixTrie.from_codes(codes, vocab_sizes)
+    cpu_exact = exact_scores(model, trie, histories)
+    model, trie, histories = model.cuda(), trie.to("cuda"), histories.cuda()
+    items, scores = beam_search(model, trie, histories, k=10, beam_width=20)
+    gpu_exact = exact_scores(model, trie, histories)
+    assert items.is_cuda and torch.equal(items, gpu_exact.topk(10, dim=1).indices)
+    torch.testing.assert_close(scores, gpu_exact.gather(1, items))
+    torch.testing.assert_close(gpu_exact.cpu(), cpu_exact, rtol=1e-4, atol=1e-4)
+
+
+def test_sasrec_learns_on_cuda():
+    result = train_sasrec(cyclic_data(), tiny_settings(), seed=0, device=torch.device("cuda"), progress=False)
+    assert result.test["recall@5"] > 0.9  # chance is 5/30
+    assert np.all(np.diff(result.test_scores, axis=1) <= 0)
