@@ -13,14 +13,16 @@
 # Uses the machine's own python3 (torch, pandas, pyarrow, safetensors, typer, tqdm, pyyaml, pytest) with
 # src/ on PYTHONPATH; nothing is installed. Results go to $OUT (default device-out/), at most 6 files.
 #
-#   STAGES="tests flops decoding train" PRESET=ml-1m-wide TRAIN_SECONDS=240 bash benchmarks/device_check.sh
+#   STAGES="tests flops decoding train" PRESET=ml-1m-deep EPOCHS=20 TRAIN_SECONDS=240 \
+#       bash benchmarks/device_check.sh
 set -uo pipefail
 
 OUT=${OUT:-device-out}
 STAGES=${STAGES:-tests flops decoding train}
-PRESET=${PRESET:-ml-1m-wide}
+PRESET=${PRESET:-ml-1m-deep}
+EPOCHS=${EPOCHS:-}  # e.g. 20: passed to tracer train as --max-epochs
 TRAIN_SECONDS=${TRAIN_SECONDS:-240}
-RUN=${RUN:-runs/ml-1m/gpu-$(basename "$PRESET" .yaml)}
+RUN=${RUN:-runs/ml-1m/gpu-$(basename "$PRESET" .yaml)${EPOCHS:+-e$EPOCHS}}
 DATA=runs/ml-1m/data
 SIDS=runs/ml-1m/sids-cf
 PYTHON=${PYTHON:-python3}
@@ -67,11 +69,12 @@ if stage decoding; then
 fi
 
 if stage train; then
-    resume=()
-    [[ -d $RUN/state ]] && resume=(--resume)
-    say "train $PRESET on $DEVICE for at most ${TRAIN_SECONDS}s into $RUN ${resume[*]}"
+    options=()
+    [[ -d $RUN/state ]] && options=(--resume)
+    [[ -n $EPOCHS ]] && options+=(--max-epochs "$EPOCHS")
+    say "train $PRESET on $DEVICE for at most ${TRAIN_SECONDS}s into $RUN ${options[*]}"
     timeout "$TRAIN_SECONDS" $PYTHON -m tracer.cli train "$DATA" "$SIDS" --preset "$PRESET" --device "$DEVICE" \
-        --out "$RUN" "${resume[@]}" > "$OUT/train_progress.txt" 2>&1
+        --out "$RUN" "${options[@]}" > "$OUT/train_progress.txt" 2>&1
     code=$?
     grep -a -o "epoch [0-9]*: loss.\{0,100\}" "$OUT/train_progress.txt" | tee -a "$LOG"
     tail -c 2000 "$OUT/train_progress.txt" | tr '\r' '\n' | grep -v "it/s\|s/it" | tail -n 8 >> "$LOG"
