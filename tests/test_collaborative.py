@@ -11,7 +11,11 @@ from test_sids_cli import N_ITEMS, prepared  # noqa: F401  (fixture)
 from tracer.cli import main
 from tracer.data.sequences import SequenceData
 from tracer.errors import UserError
-from tracer.semantic_ids.collaborative import collaborative_item_vectors
+from tracer.semantic_ids.collaborative import (
+    collaborative_item_vectors,
+    cooccurrence_ppmi,
+    sequential_item_vectors,
+)
 
 
 def two_audiences(valid_targets=None, test_targets=None) -> SequenceData:
@@ -75,5 +79,77 @@ def test_sids_cli_builds_collaborative_sids(prepared, tmp_path, capsys):  # noqa
     stats = json.loads((out / "stats.json").read_text())
     assert stats["encoder"] == "cf" and stats["text"] is None
     assert np.load(out / "item_vectors.npy").shape[0] == N_ITEMS
+    out_seq = tmp_path / "sids-cf-seq"
+    assert main(["sids", str(data), "--encoder", "cf-seq", "--out", str(out_seq), "--codebook-size=3"]) == 0
+    assert json.loads((out_seq / "stats.json").read_text())["encoder"] == "cf-seq"
+    assert np.load(out_seq / "item_vectors.npy").shape[0] == N_ITEMS
     assert main(["sids", str(data), "--encoder", "bert", "--out", str(tmp_path / "x")]) == 2
     assert "unknown --encoder 'bert'" in capsys.readouterr().err
+
+
+def early_then_late(n_users: int = 12) -> SequenceData:
+    """Every user watches items 0-4 (in a rotated order), then items 5-9: one audience, two periods."""
+    sequences = [
+        np.concatenate([np.roll(np.arange(5), user), np.roll(np.arange(5, 10), 2 * user)]).astype(np.int64)
+        for user in range(n_users)
+    ]
+    return SequenceData(
+        user_ids=np.array([f"u{u}" for u in range(n_users)]),
+        item_ids=np.array([f"i{i}" for i in range(10)]),
+        train_sequences=sequences,
+        valid_targets=np.zeros(n_users, dtype=np.int64),
+        test_targets=np.full(n_users, 9, dtype=np.int64),
+    )
+
+
+def test_ppmi_of_one_short_sequence_equals_hand_computation():
+    data = SequenceData(
+        np.array(["u"]), np.array(["a", "b", "c", "d"]), [np.array([0, 1, 2])], np.array([3]), np.array([3])
+    )
+    ppmi = cooccurrence_ppmi(data, window=2).toarray()
+    # pairs (0,1) and (1,2) one apart add 1, (0,2) two apart adds 1/2; item 3 is never in training
+    counts = np.array([[0, 1, 0.5, 0], [1, 0, 1, 0], [0.5, 1, 0, 0], [0, 0, 0, 0]])
+    rows, total = np.array([1.5, 2.0, 1.5, 0.0]), 5.0
+    context = rows**0.75 * total / (rows**0.75).sum()
+    expected = np.zeros((4, 4))
+    for i, j in zip(*np.nonzero(counts)):
+        expected[i, j] = max(0.0, np.log(counts[i, j] * total / (rows[i] * context[j])))
+    np.testing.assert_allclose(ppmi, expected, rtol=1e-12)
+    assert 0.0 < ppmi[0, 2] < ppmi[0, 1]  # two apart counts, less than neighbours
+    assert cooccurrence_ppmi(data, window=1)[0, 2] == 0.0
+
+
+# sklearn divides by the zero variance of the rank-one cf matrix when it reports explained variance
+@pytest.mark.filterwarnings("ignore:.*encountered in divide:RuntimeWarning")
+def test_sequential_vectors_separate_what_cf_cannot():
+    """One audience watches both halves of the catalogue, but at different times: ``cf`` sees ten items
+    with identical audiences, ``cf-seq`` sees two groups."""
+    data = early_then_late()
+    similarity = (lambda v: v @ v.T)(sequential_item_vectors(data, dim=4, window=2))
+    same = [similarity[a, b] for block in (range(5), range(5, 10)) for a in block for b in block if a != b]
+    other = [similarity[a, b] for a in range(5) for b in range(5, 10)]
+    assert np.mean(same) > np.mean(other) + 0.5
+    cf = collaborative_item_vectors(data, dim=4)
+    np.testing.assert_allclose(np.abs(cf @ cf.T), 1.0, atol=1e-5)  # every audience is the same
+
+
+def test_sequential_vectors_never_read_validation_or_test_items():
+    base = sequential_item_vectors(early_then_late(), dim=4)
+    assert base.shape == (10, 4) and base.dtype == np.float32
+    rng = np.random.default_rng(0)
+    data = early_then_late()
+    moved = SequenceData(
+        data.user_ids, data.item_ids, data.train_sequences, rng.integers(0, 10, 12), rng.integers(0, 10, 12)
+    )
+    np.testing.assert_array_equal(sequential_item_vectors(moved, dim=4), base)
+
+
+def test_sequential_vectors_reject_a_bad_window_or_no_pairs():
+    with pytest.raises(UserError, match="window must be at least 1"):
+        cooccurrence_ppmi(early_then_late(), window=0)
+    singles = SequenceData(
+        np.array(["u", "v"]), np.array(["a", "b"]), [np.array([0]), np.array([1])], np.array([1, 0]),
+        np.array([1, 0]),
+    )  # fmt: skip
+    with pytest.raises(UserError, match="no training sequence has two items"):
+        sequential_item_vectors(singles)

@@ -23,8 +23,9 @@ def sids(
     encoder: str = typer.Option(
         "use",
         "--encoder",
-        help=f"Item vectors: text encoder {' or '.join(ENCODERS)}, or cf (collaborative: an SVD of the "
-        "training interactions).",
+        help=f"Item vectors: text encoder {' or '.join(ENCODERS)}, cf (collaborative: an SVD of "
+        "who watched what in training) or cf-seq (an SVD of which items follow each other in training "
+        "sequences).",
     ),
     vectors: Path | None = typer.Option(
         None,

@@ -19,7 +19,7 @@ from tracer.data.artifact import Dataset, load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.errors import UserError
 from tracer.io import atomic_path, read_json, staged_output_dir, write_json
-from tracer.semantic_ids.collaborative import collaborative_item_vectors
+from tracer.semantic_ids.collaborative import collaborative_item_vectors, sequential_item_vectors
 from tracer.semantic_ids.encoders import ENCODERS, embed_texts, item_texts, load_item_vectors
 from tracer.semantic_ids.quantization import Tokenization, default_codebook_size, save_tokenization
 from tracer.semantic_ids.rq_kmeans import RQKMeansConfig, fit_rq_kmeans
@@ -30,6 +30,8 @@ from tracer.semantic_ids.stats import sid_statistics, token_entanglement
 VECTORS_FILE = "item_vectors.npy"
 STATS_FILE = "stats.json"
 COLLABORATIVE = "cf"  # --encoder cf: item vectors from the training interactions, not from text
+SEQUENTIAL = "cf-seq"  # --encoder cf-seq: from items watched near each other in training sequences
+INTERACTION_ENCODERS = (COLLABORATIVE, SEQUENTIAL)
 # Concepts whose entanglement stats.json reports (the largest ones, to keep it short on big catalogues).
 MAX_REPORTED_CONCEPTS = 20
 
@@ -57,12 +59,14 @@ class SidsConfig:
 
 def item_vectors(dataset: Dataset, config: SidsConfig, progress: bool = True) -> np.ndarray:
     """float32 (n_items, d): precomputed ``config.vectors``, collaborative vectors of the training
-    interactions (encoder ``cf``) or the text encoder on the chosen item text."""
+    interactions (encoders ``cf``, ``cf-seq``) or the text encoder on the chosen item text."""
     item_ids = dataset.items["item_id"].astype(str).to_numpy()
     if config.vectors is not None:
         return load_item_vectors(config.vectors, item_ids)
     if config.encoder == COLLABORATIVE:
         return collaborative_item_vectors(build_sequences(dataset), seed=config.seed)
+    if config.encoder == SEQUENTIAL:
+        return sequential_item_vectors(build_sequences(dataset), seed=config.seed)
     texts = item_texts(dataset.items, config.text)
     return embed_texts(texts, config.encoder, cache_dir=config.cache_dir, progress=progress)
 
@@ -99,8 +103,9 @@ def build_sids(
     """Tokenise a prepared dataset into ``out``; returns the statistics written to stats.json."""
     if config.text not in ("full", "title"):
         raise UserError(f"unknown --text {config.text!r}: choose full or title")
-    if config.encoder not in (*ENCODERS, COLLABORATIVE):
-        raise UserError(f"unknown --encoder {config.encoder!r}: choose one of {', '.join(ENCODERS)}, cf")
+    if config.encoder not in (*ENCODERS, *INTERACTION_ENCODERS):
+        choices = ", ".join((*ENCODERS, *INTERACTION_ENCODERS))
+        raise UserError(f"unknown --encoder {config.encoder!r}: choose one of {choices}")
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     dataset = load_dataset(data)
@@ -125,7 +130,7 @@ def build_sids(
         stats.update(
             method=Method(config.method).value,
             encoder=f"vectors:{config.vectors}" if config.vectors is not None else config.encoder,
-            text=config.text if config.vectors is None and config.encoder != COLLABORATIVE else None,
+            text=None if config.vectors or config.encoder in INTERACTION_ENCODERS else config.text,
             seed=config.seed,
             data=str(Path(data)),
             vector_dim=int(vectors.shape[1]),
