@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -19,7 +20,7 @@ from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.batches import TargetBatch, TrainingExamples
 from tracer.training.checkpointing import TrainingProgress, load_training_state, save_training_state
 from tracer.training.config import TrainConfig, load_preset, preset_names
-from tracer.training.loop import build_model, learning_rate, make_optimizer, train
+from tracer.training.loop import build_model, learning_rate, make_optimizer, train, weight_average
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,9 +179,9 @@ def test_training_state_round_trips(inputs, sequences, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # The loop
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("backbone", ["causal", "tiger"])
-def test_resume_equals_uninterrupted_run(inputs, tmp_path, backbone):
-    config = tiny_config(backbone=backbone, max_epochs=3, patience=5, batch_size=32)
+@pytest.mark.parametrize(("backbone", "ema_decay"), [("causal", None), ("tiger", None), ("causal", 0.9)])
+def test_resume_equals_uninterrupted_run(inputs, tmp_path, backbone, ema_decay):
+    config = tiny_config(backbone=backbone, max_epochs=3, patience=5, batch_size=32, ema_decay=ema_decay)
     whole = train(config, *inputs, tmp_path / "whole", show_progress=False)
     first = train(config, *inputs, tmp_path / "split", stop_after_epochs=1, show_progress=False)
     assert (first["epochs"], first["finished"]) == (1, False)
@@ -200,6 +201,40 @@ def test_resume_equals_uninterrupted_run(inputs, tmp_path, backbone):
     assert losses[0] == losses[1]
     assert resumed["test"] == whole["test"]
     assert resumed["final_weights_sha256"] == whole["final_weights_sha256"] != first["final_weights_sha256"]
+
+
+def test_weight_average_is_the_exponential_average_of_the_steps_and_is_what_gets_kept(inputs, tmp_path):
+    """With ema_decay the kept model is decay-weighted over the steps; the raw weights are in state/."""
+    decay = 0.7
+    config = tiny_config(max_epochs=1, patience=1, batch_size=32, ema_decay=decay)
+    model = build_model(config, SidTable.load(inputs[1]))
+    averaged = weight_average(model, config)
+    expected = None
+    for _ in range(3):  # stand-in steps: new weights, then the update the loop makes
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        averaged.update_parameters(model)
+        current = [p.detach().clone() for p in model.parameters()]
+        expected = (
+            current if expected is None else [decay * e + (1 - decay) * c for e, c in zip(expected, current)]
+        )
+    for got, want in zip(averaged.module.parameters(), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    assert weight_average(model, dataclasses.replace(config, ema_decay=None)) is None
+
+    train(config, *inputs, tmp_path / "run", show_progress=False)
+    state = load_file(str(tmp_path / "run" / "state" / "epoch-0001.safetensors"))
+    kept = load_model(tmp_path / "run").state_dict()
+    for name, value in kept.items():
+        assert torch.equal(value, state[f"averaged.module.{name}"])
+    raw_differs = [not torch.equal(value, state[f"model.{name}"]) for name, value in kept.items()]
+    assert any(raw_differs)
+
+
+def test_ema_decay_outside_the_unit_interval_is_a_user_error():
+    with pytest.raises(UserError, match="ema_decay"):
+        tiny_config(ema_decay=1.0).validate()
 
 
 def test_training_lowers_the_loss(inputs, tmp_path):

@@ -1,11 +1,12 @@
 """Resumable training state: model + optimiser tensors in safetensors, everything else in JSON.
 
-Layout of ``RUN/state/``: ``epoch-NNNN.safetensors`` (keys ``model.<name>`` and
-``optimizer.<param index>.<name>``) and ``state.json`` (progress, optimiser hyper-parameters, the name
-of the tensor file). Each file is written atomically; ``state.json`` is written last and names its
-tensor file, so a run killed at any moment resumes from the last complete epoch. The learning-rate
-schedule is a function of the global step and the RNG is reseeded from (seed, epoch, rank) at every
-epoch start, so progress + tensors are the whole state. No pickle anywhere.
+Layout of ``RUN/state/``: ``epoch-NNNN.safetensors`` (keys ``model.<name>``,
+``optimizer.<param index>.<name>`` and, with weight averaging, ``averaged.<name>``) and ``state.json``
+(progress, optimiser hyper-parameters, the name of the tensor file). Each file is written atomically;
+``state.json`` is written last and names its tensor file, so a run killed at any moment resumes from the
+last complete epoch. The learning-rate schedule is a function of the global step and the RNG is reseeded
+from (seed, epoch, rank) at every epoch start, so progress + tensors are the whole state. No pickle
+anywhere.
 """
 
 from __future__ import annotations
@@ -40,9 +41,19 @@ class TrainingProgress:
     log: list[dict] = field(default_factory=list)
 
 
-def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+def _module_tensors(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share storage (tied weights)
-    return {f"model.{name}": t.detach().cpu().clone().contiguous() for name, t in model.state_dict().items()}
+    return {
+        f"{prefix}.{name}": t.detach().cpu().clone().contiguous() for name, t in module.state_dict().items()
+    }
+
+
+def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    device = next(module.parameters()).device
+    start = len(prefix) + 1
+    module.load_state_dict(
+        {name[start:]: t.to(device) for name, t in tensors.items() if name[:start] == f"{prefix}."}
+    )
 
 
 def _optimizer_parts(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -60,15 +71,22 @@ def _optimizer_parts(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.
 
 
 def save_training_state(
-    run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, progress: TrainingProgress
+    run_dir: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: TrainingProgress,
+    averaged: nn.Module | None = None,
 ) -> None:
-    """Write the state after ``progress.epoch`` epochs, then drop older tensor files."""
+    """Write the state after ``progress.epoch`` epochs, then drop older tensor files.
+
+    ``averaged``: the moving average of the weights (``torch.optim.swa_utils.AveragedModel``), if any."""
     folder = Path(run_dir) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tensor_name = f"epoch-{progress.epoch:04d}.safetensors"
     optimizer_tensors, optimizer_rest = _optimizer_parts(optimizer)
     with atomic_path(folder / tensor_name) as tmp:
-        save_file({**_model_tensors(model), **optimizer_tensors}, str(tmp))
+        averaged_tensors = _module_tensors(averaged, "averaged") if averaged is not None else {}
+        save_file({**_module_tensors(model, "model"), **optimizer_tensors, **averaged_tensors}, str(tmp))
     write_json(
         folder / STATE_FILE,
         {"tensors": tensor_name, "progress": asdict(progress), "optimizer": optimizer_rest},
@@ -83,16 +101,18 @@ def has_training_state(run_dir: str | Path) -> bool:
 
 
 def load_training_state(
-    run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer
+    run_dir: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    averaged: nn.Module | None = None,
 ) -> TrainingProgress:
-    """Restore model and optimiser in place from ``RUN/state/``; return the progress."""
+    """Restore model, optimiser and weight average in place from ``RUN/state/``; return the progress."""
     folder = Path(run_dir) / STATE_DIR
     meta = read_json(folder / STATE_FILE)
     tensors = load_file(str(folder / meta["tensors"]))
-    device = next(model.parameters()).device
-    model.load_state_dict(
-        {name[len("model.") :]: t.to(device) for name, t in tensors.items() if name.startswith("model.")}
-    )
+    _load_module(model, tensors, "model")
+    if averaged is not None:
+        _load_module(averaged, tensors, "averaged")
     slots: dict[int, dict] = {}
     for name, value in tensors.items():
         if name.startswith("optimizer."):

@@ -42,6 +42,9 @@ class TrainConfig:
     ``max_history`` (null: the model preset's) sets the model's history length, which is also the
     training window. ``rows_per_epoch`` (null: all) makes an epoch a fresh seeded draw of that many rows
     (examples or windows), for backbones too costly to see every target each epoch.
+    ``ema_decay`` (null: off) keeps an exponential moving average of the weights, updated after every
+    optimiser step (``ema = decay * ema + (1 - decay) * weights``); validation, the best checkpoint and
+    the final metrics then use the averaged weights.
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
@@ -64,6 +67,7 @@ class TrainConfig:
     eval_users: int | None = None
     eval_beam_width: int = 20
     eval_batch_size: int = 256
+    ema_decay: float | None = None
     device: str = "auto"
 
     def validate(self) -> None:
@@ -83,6 +87,10 @@ class TrainConfig:
             )
         if self.eval_users is not None and self.eval_users < 1:
             raise UserError(f"train.eval_users must be null or >= 1, got {self.eval_users}: fix the preset")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise UserError(
+                f"train.ema_decay must be null or within (0, 1), got {self.ema_decay}: fix the preset"
+            )
         if self.eval_beam_width < 10:
             raise UserError(
                 "train.eval_beam_width must be >= 10 (validation ranks the top 10): fix the preset"

@@ -5,6 +5,8 @@ One call of :func:`train` runs single-process or under ``torchrun`` (DDP, see ``
 - loss: NLL of each target's full SID (sum over levels of the per-level cross-entropy), averaged over
   the targets of the step (over all processes);
 - AdamW with weight decay on matrices only, linear warmup then cosine decay, gradient clipping;
+- optionally (``ema_decay``) an exponential moving average of the weights, which is what gets
+  validated, kept and evaluated;
 - validation NDCG@10 by trie-constrained beam search after every epoch; the best epoch's weights are
   kept in ``out_dir`` and training stops after ``patience`` epochs without improvement;
 - the state is saved atomically after every epoch (``checkpointing.py``) and ``resume=True`` continues a
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from tracer.data.artifact import load_dataset
@@ -102,6 +105,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=True)
+
+
+def weight_average(model: GenerativeRecommender, config: TrainConfig) -> AveragedModel | None:
+    """The moving average of ``model``'s weights that ``ema_decay`` asks for (None: off). Buffers (the
+    SID codes) are copied, not averaged; ``update_parameters`` after each step, the first one copies."""
+    if config.ema_decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)).eval()
 
 
 def build_model(config: TrainConfig, sid_table: SidTable) -> GenerativeRecommender:
@@ -189,7 +200,9 @@ def copy_tokenizer_state(sids_dir: Path, out_dir: Path) -> None:
 
 def _train_epoch(
     loss_module: nn.Module,
+    model: GenerativeRecommender,
     optimizer: torch.optim.Optimizer,
+    averaged: AveragedModel | None,
     examples: TrainingExamples,
     config: TrainConfig,
     progress: TrainingProgress,
@@ -197,7 +210,10 @@ def _train_epoch(
     context: DistContext,
     show_progress: bool,
 ) -> dict:
-    """One epoch of optimiser steps; -> mean loss per target and throughput (over all ranks)."""
+    """One epoch of optimiser steps; -> mean loss per target and throughput (over all ranks).
+
+    ``loss_module`` wraps ``model`` (maybe in DDP); ``averaged`` (if any) follows ``model`` after each step.
+    """
     loss_module.train()
     steps = examples.epoch_steps(
         config.batch_size, config.seed, progress.epoch, context.rank, context.world_size
@@ -222,6 +238,8 @@ def _train_epoch(
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(loss_module.parameters(), config.grad_clip)
         optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         progress.global_step += 1
         loss_sum += nll_sum.detach().float()
         targets_done += step.global_targets
@@ -310,7 +328,9 @@ def _train(
 
     model = build_model(config, sid_table).to(context.device)
     optimizer = make_optimizer(model, config)
-    progress = load_training_state(out_dir, model, optimizer) if resuming else TrainingProgress()
+    averaged = weight_average(model, config)
+    progress = load_training_state(out_dir, model, optimizer, averaged) if resuming else TrainingProgress()
+    evaluated = model if averaged is None else averaged.module  # the weights that are validated and kept
     loss_module = wrap_ddp(SummedNLL(model), context)
     examples = TrainingExamples(
         data, model.batch_kind, model_max_history(model), target_mask, config.rows_per_epoch
@@ -323,11 +343,11 @@ def _train(
     while not progress.finished:
         _reseed(config.seed, progress.epoch, context.rank)
         entry = {"epoch": progress.epoch + 1}
-        entry.update(_train_epoch(loss_module, optimizer, examples, config, progress, total_steps, context,
-                                  show_progress))  # fmt: skip
+        entry.update(_train_epoch(loss_module, model, optimizer, averaged, examples, config, progress,
+                                  total_steps, context, show_progress))  # fmt: skip
         eval_start = time.perf_counter()
-        model.eval()
-        entry.update(validate(model, trie, data, valid_users, config, context))
+        evaluated.eval()
+        entry.update(validate(evaluated, trie, data, valid_users, config, context))
         entry["eval_seconds"] = time.perf_counter() - eval_start
         progress.epoch += 1
         score = entry[f"valid_ndcg@{VALID_K}"]
@@ -340,8 +360,10 @@ def _train(
         progress.log.append(entry)
         if context.is_main:
             if improved:
-                save_model_artifact(out_dir, model, sid_table, config, extra={"best_epoch": progress.epoch})
-            save_training_state(out_dir, model, optimizer, progress)
+                save_model_artifact(
+                    out_dir, evaluated, sid_table, config, extra={"best_epoch": progress.epoch}
+                )
+            save_training_state(out_dir, model, optimizer, progress, averaged)
             write_json(out_dir / TRAIN_LOG_FILE, progress.log)
             if show_progress:
                 tqdm.write(_format_entry(entry, improved))
