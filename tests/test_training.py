@@ -278,7 +278,7 @@ def test_existing_out_dir_and_changed_config_are_refused(inputs, tmp_path):
 # Presets
 # ------------------------------------------------------------------------------------------------
 def test_presets_load_and_round_trip(tmp_path):
-    names = {"ml-100k", "ml-1m", "ml-1m-wide", "ml-1m-deep", "ml-100k-tiger", "ml-1m-tiger"}
+    names = {"ml-100k", "ml-100k-deep", "ml-1m", "ml-1m-wide", "ml-1m-deep", "ml-100k-tiger", "ml-1m-tiger"}
     names |= {"amazon-beauty", "tiny"}
     assert names <= set(preset_names())
     for name in names:

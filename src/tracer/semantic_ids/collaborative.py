@@ -73,13 +73,8 @@ def cooccurrence_ppmi(sequences: SequenceData, window: int = SEQUENTIAL_WINDOW) 
     n_items = sequences.n_items
     if not rows:
         raise UserError("no training sequence has two items: sequential item vectors need some")
-    counts = (
-        sparse.coo_matrix(
-            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
-        )
-        .tocsr()
-        .tocoo()
-    )  # sums duplicate pairs
+    pairs = (np.concatenate(rows), np.concatenate(cols))
+    counts = sparse.csr_matrix((np.concatenate(weights), pairs), shape=(n_items, n_items)).tocoo()  # summed
     row_sums = np.asarray(counts.sum(1)).ravel()
     total = row_sums.sum()
     context = row_sums**CONTEXT_SMOOTHING
