@@ -31,11 +31,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
+from tracer.distributed import resolve_device
 from tracer.io import read_json, write_json
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.batches import TrainingExamples
 from tracer.training.config import TrainConfig, load_preset
-from tracer.training.distributed import resolve_device
 from tracer.training.loop import SummedNLL, build_model, make_optimizer, model_max_history, train
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -141,7 +141,8 @@ def test_evaluate_cli_reports_forgetting_metrics_and_applies_the_filter(world, t
 
 
 def test_settings_accept_yaml_exponents_and_reject_bad_numbers():
-    from tracer.unlearning.base import build_config, method_class
+    from tracer.unlearning.base import build_config
+    from tracer.unlearning.methods import method_class
 
     config = build_config(method_class("tracer"), {"lr": "1e-4", "steps": "25", "tau": 0.01})
     assert config.lr == 1e-4 and isinstance(config.lr, float)

@@ -11,9 +11,10 @@ import torch
 
 from erasure_world import write_world
 from test_unlearning_losses import make_context
-from tracer.unlearning.base import build_config, method_class
+from tracer.unlearning.base import build_config
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
+from tracer.unlearning.methods import method_class
 from tracer.unlearning.objectives import kl_to_reference, level_kl, level_log_probs, nll, target_items
 from tracer.unlearning.runner import run_steps
 from tracer.unlearning.tracer import (

@@ -15,8 +15,9 @@ from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
 from tracer.evaluation.evaluate import load_model_artifact
-from tracer.unlearning.base import ErasureContext, build_config, method_class
+from tracer.unlearning.base import ErasureContext, build_config
 from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
+from tracer.unlearning.methods import method_class
 from tracer.unlearning.npo import npo_loss, simnpo_loss
 from tracer.unlearning.objectives import sid_log_prob, target_items
 from tracer.unlearning.rmu import block_hidden

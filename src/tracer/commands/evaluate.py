@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
+from tracer.distributed import resolve_device
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure, format_headline
 from tracer.evaluation.evaluate import evaluate_model, format_metrics_table
 from tracer.io import write_json
-from tracer.training.distributed import resolve_device
 
 
 def evaluate_command(

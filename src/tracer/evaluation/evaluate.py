@@ -21,6 +21,7 @@ import torch
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import resolve_concept
 from tracer.data.sequences import SequenceData, Split, build_sequences
+from tracer.distributed import DistContext, gather_rows, resolve_device, shard
 from tracer.errors import UserError
 from tracer.evaluation.metrics import DEFAULT_KS, summarize_ranking
 from tracer.io import read_json, write_json, write_parquet
@@ -29,7 +30,6 @@ from tracer.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_
 from tracer.model.decoding import recommend_top_k
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.trie import PrefixTrie
-from tracer.training.distributed import DistContext, gather_rows, resolve_device, shard
 
 SIDS_DIR = "sids"
 TRAIN_CONFIG_FILE = "train_config.yaml"

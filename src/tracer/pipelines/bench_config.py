@@ -88,7 +88,7 @@ def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
     missing = [d.name for d in datasets if d.name not in raw["concepts"]]
     if missing:
         raise UserError(f"{source}: no concepts listed for dataset(s) {missing}")
-    from tracer.unlearning.base import method_class
+    from tracer.unlearning.methods import method_class
 
     for method in raw["methods"]:
         if method != "original":

@@ -32,6 +32,16 @@ from tqdm.auto import tqdm
 
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import SequenceData, build_sequences
+from tracer.distributed import (
+    DistContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    shard,
+    shutdown,
+    wrap_ddp,
+)
 from tracer.errors import UserError
 from tracer.evaluation.evaluate import (
     TRAIN_CONFIG_FILE,
@@ -57,16 +67,6 @@ from tracer.training.checkpointing import (
     save_training_state,
 )
 from tracer.training.config import TrainConfig
-from tracer.training.distributed import (
-    DistContext,
-    all_reduce_sum,
-    barrier,
-    broadcast_flag,
-    init_distributed,
-    shard,
-    shutdown,
-    wrap_ddp,
-)
 
 METRICS_FILE = "metrics.json"
 VALID_K = 10

@@ -1,4 +1,4 @@
-"""One interface for every erasure method, and the registry that maps names to methods.
+"""One interface for every erasure method; :mod:`tracer.unlearning.methods` maps names to methods.
 
 A method is a small class that overrides :meth:`UnlearningMethod.loss` over a ``{forget, retain}``
 batch (the open-unlearning pattern); its hyperparameters are a dataclass whose defaults live in
@@ -105,22 +105,6 @@ class UnlearningMethod(ABC):
     def finish(self, model: GenerativeRecommender, sid_table: SidTable) -> tuple[SidTable, dict]:
         """After the last step: the artifact's SID table and a summary for the manifest."""
         return sid_table, {}
-
-
-METHODS: dict[str, type[UnlearningMethod]] = {}
-
-
-def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    METHODS[cls.name] = cls
-    return cls
-
-
-def method_class(name: str) -> type[UnlearningMethod]:
-    import tracer.unlearning.methods  # noqa: F401  (registers every method)
-
-    if name not in METHODS:
-        raise UserError(f"unknown erasure method {name!r}: choose one of {', '.join(sorted(METHODS))}")
-    return METHODS[name]
 
 
 def build_config(cls: type[UnlearningMethod], values: dict) -> EraseConfig:

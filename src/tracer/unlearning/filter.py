@@ -3,10 +3,9 @@ exposure drops to zero, the model's concept mass does not move. Not erasure; a b
 
 from __future__ import annotations
 
-from tracer.unlearning.base import UnlearningMethod, register_method
+from tracer.unlearning.base import UnlearningMethod
 
 
-@register_method
 class DecodeFilter(UnlearningMethod):
     name = "filter"
     trains = False

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tracer.unlearning.base import UnlearningMethod, register_method
+from tracer.unlearning.base import UnlearningMethod
 from tracer.unlearning.objectives import nll
 
 
-@register_method
 class Finetune(UnlearningMethod):
     name = "finetune"
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracer.errors import UserError
-from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
+from tracer.unlearning.base import EraseConfig, UnlearningMethod
 from tracer.unlearning.objectives import kl_to_reference, nll
 
 
-@register_method
 class GradientAscent(UnlearningMethod):
     """GA: minimise -NLL on D_f (no retain term)."""
 
@@ -30,7 +29,6 @@ class GradDiffConfig(EraseConfig):
     retain_loss: str = "nll"
 
 
-@register_method
 class GradDiff(UnlearningMethod):
     name = "graddiff"
     config_class = GradDiffConfig

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
+from tracer.unlearning.base import EraseConfig, UnlearningMethod
 from tracer.unlearning.objectives import nll, sid_log_prob
 
 
@@ -32,7 +32,6 @@ class NPOConfig(EraseConfig):
     alpha: float = 1.0  # weight of the retain NLL
 
 
-@register_method
 class NPO(UnlearningMethod):
     name = "npo"
     config_class = NPOConfig
@@ -58,7 +57,6 @@ class SimNPOConfig(EraseConfig):
     alpha: float = 1.0
 
 
-@register_method
 class SimNPO(UnlearningMethod):
     name = "simnpo"
     config_class = SimNPOConfig

@@ -7,10 +7,9 @@ import tempfile
 from pathlib import Path
 
 from tracer.errors import UserError
-from tracer.unlearning.base import UnlearningMethod, register_method
+from tracer.unlearning.base import UnlearningMethod
 
 
-@register_method
 class Retrain(UnlearningMethod):
     name = "retrain"
     trains = False

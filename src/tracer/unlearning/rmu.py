@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from tracer.errors import UserError
 from tracer.model.layers import TransformerBlock
-from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
+from tracer.unlearning.base import EraseConfig, UnlearningMethod
 from tracer.unlearning.objectives import Examples, level_log_probs
 
 
@@ -53,7 +53,6 @@ def block_hidden(model: nn.Module, block: nn.Module, batch: Examples) -> Tensor:
     return torch.cat([h.reshape(-1, h.shape[-1]) for h in captured])
 
 
-@register_method
 class RMU(UnlearningMethod):
     name = "rmu"
     config_class = RMUConfig

@@ -24,8 +24,9 @@ from tracer.errors import UserError
 from tracer.evaluation.evaluate import load_model_artifact
 from tracer.io import read_json, sha256_tree, staged_output_dir, write_json
 from tracer.model.checkpoint import save_model
-from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config, method_class
+from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config
 from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
+from tracer.unlearning.methods import method_class
 
 MANIFEST = "manifest.json"
 SID_FOLDER = "sids"

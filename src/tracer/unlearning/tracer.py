@@ -22,7 +22,7 @@ from tracer.model.base import GenerativeRecommender, SoftCodes
 from tracer.semantic_ids.quantization import load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch
-from tracer.unlearning.base import EraseConfig, UnlearningMethod, register_method
+from tracer.unlearning.base import EraseConfig, UnlearningMethod
 from tracer.unlearning.batches import ForgetRetainBatch, TargetBatch
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.objectives import (
@@ -196,7 +196,6 @@ def selective_mask(q: Tensor, rho: Tensor, forget_grad: Tensor) -> Tensor:
     return ((rho[None] > rho_bar) & (forget_grad > 0)).to(forget_grad.dtype)
 
 
-@register_method
 class Tracer(UnlearningMethod):
     name = "tracer"
     config_class = TracerConfig
@@ -397,12 +396,10 @@ def _ablation(name: str, **changes) -> type[Tracer]:
             {"__annotations__": {key: type(value) for key, value in changes.items()}, **changes},
         )
     )
-    return register_method(
-        type(
-            name.title().replace("-", ""),
-            (Tracer,),
-            {"name": name, "config_class": config_class, "ablates": Tracer.name},
-        )
+    return type(
+        name.title().replace("-", ""),
+        (Tracer,),
+        {"name": name, "config_class": config_class, "ablates": Tracer.name},
     )
 
 
