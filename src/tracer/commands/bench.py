@@ -16,8 +16,9 @@ from tracer.pipelines.bench import run_bench
 from tracer.pipelines.bench_config import load_bench_config
 from tracer.reporting.html import write_report
 from tracer.reporting.results import aggregate, format_headline_table, load_results
+from tracer.resources import config_file
 
-DEMO_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
+DEMO_CONFIG = config_file("demo.yaml")
 
 
 def _run_and_report(config_path: Path, out: Path, device: str) -> None:

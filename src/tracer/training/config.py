@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-import tracer
 from tracer.errors import UserError
 from tracer.io import atomic_path
+from tracer.resources import config_dir
 
 BACKBONES = ("causal", "tiger")
 SECTIONS = ("backbone", "model", "train")
@@ -165,9 +165,8 @@ _MODEL_FIELDS = ("backbone", "model_preset", "model_overrides")
 
 
 def preset_folders() -> list[Path]:
-    """Where named presets live: the package's ``configs/`` (installed) or the repository's."""
-    package = Path(tracer.__file__).resolve().parent
-    return [folder for folder in (package / "configs", package.parents[1] / "configs") if folder.is_dir()]
+    """Where named presets live: the package's ``configs/`` (shipped with it, found through it)."""
+    return [config_dir()]
 
 
 def preset_names() -> list[str]:

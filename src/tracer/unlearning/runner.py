@@ -24,13 +24,14 @@ from tracer.errors import UserError
 from tracer.evaluation.evaluate import load_model_artifact
 from tracer.io import read_json, sha256_tree, staged_output_dir, write_json
 from tracer.model.checkpoint import save_model
+from tracer.resources import config_file
 from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config
 from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 from tracer.unlearning.methods import method_class
 
 MANIFEST = "manifest.json"
 SID_FOLDER = "sids"
-CONFIG_FOLDER = Path(__file__).resolve().parents[3] / "configs" / "unlearning"
+CONFIG_FOLDER = config_file("unlearning")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ import yaml
 from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure
 from tracer.io import read_json, write_json, write_parquet
+from tracer.resources import config_file
 from tracer.unlearning.runner import EraseRequest, erase
 
-SWEEPS_FILE = Path(__file__).resolve().parents[3] / "configs" / "unlearning" / "sweeps.yaml"
+SWEEPS_FILE = config_file("unlearning", "sweeps.yaml")
 
 
 @dataclass(frozen=True)
