@@ -12,11 +12,39 @@ from tracer.data.concepts import concept_table, concept_targets, resolve_concept
 from tracer.data.loaders import DATASETS, LoaderOptions, load_raw
 from tracer.data.pipeline import PrepareConfig, write_prepared
 from tracer.data.sequences import build_sequences
+from tracer.data.synthetic import SyntheticConfig
 from tracer.errors import UserError
 
 
 def _split_list(value: str | None) -> list[str] | None:
     return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _synthetic_config(
+    dataset: str,
+    users: int | None,
+    items: str | None,
+    interactions: int | None,
+    concepts: int | None,
+    seed: int,
+) -> SyntheticConfig | None:
+    """The synthetic world's size from the flags (None for other datasets, which must not set them)."""
+    sizes = {"--users": users, "--interactions": interactions, "--concepts": concepts}
+    if dataset != "synthetic":
+        given = [flag for flag, value in sizes.items() if value is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply to --dataset synthetic")
+        return None
+    missing = [flag for flag, value in {**sizes, "--items": items}.items() if value is None]
+    if missing:
+        raise UserError(f"synthetic needs {', '.join(missing)}")
+    try:
+        n_items = int(items)
+    except ValueError:
+        raise UserError(f"synthetic --items is the number of items, got {items!r}") from None
+    return SyntheticConfig(
+        users=users, items=n_items, interactions=interactions, concepts=concepts, seed=seed
+    )
 
 
 def prepare(
@@ -29,7 +57,9 @@ def prepare(
         "Amazon: the reviews file or a folder with reviews + meta. Tabular: the interactions table.",
     ),
     meta: Path | None = typer.Option(None, "--meta", help="Amazon metadata file."),
-    items: Path | None = typer.Option(None, "--items", help="Tabular items table (CSV/Parquet)."),
+    items: str | None = typer.Option(
+        None, "--items", help="Tabular: the items table (CSV/Parquet). Synthetic: the number of items."
+    ),
     columns: Path | None = typer.Option(
         None, "--columns", help="Tabular: YAML mapping column roles to names."
     ),
@@ -49,13 +79,19 @@ def prepare(
     no_title_keywords: bool = typer.Option(
         False, "--no-title-keywords", help="Amazon: no kw:<word> concepts."
     ),
+    users: int | None = typer.Option(None, "--users", help="Synthetic: number of users."),
+    interactions: int | None = typer.Option(None, "--interactions", help="Synthetic: total interactions."),
+    n_concepts: int | None = typer.Option(None, "--concepts", help="Synthetic: planted concepts (>= 2)."),
+    seed: int = typer.Option(0, "--seed", help="Synthetic: random seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
     """Load a dataset, filter, order and split it (leave-one-out), and write the artifact folder."""
+    synthetic = _synthetic_config(dataset, users, items, interactions, n_concepts, seed)
     options = LoaderOptions(
         path=path,
         meta=meta,
-        items=items,
+        items=None if items is None or synthetic else Path(items),
+        synthetic=synthetic,
         columns_yaml=columns,
         column_overrides={
             "user": user_col,

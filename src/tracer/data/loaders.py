@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer.data.raw import RawData
+from tracer.data.synthetic import SyntheticConfig, generate_synthetic
 from tracer.errors import UserError
 
-DATASETS = ("ml-100k", "ml-1m", "amazon", "tabular")
+DATASETS = ("ml-100k", "ml-1m", "amazon", "tabular", "synthetic")
 
 
 @dataclass
@@ -21,6 +22,7 @@ class LoaderOptions:
     columns_yaml: Path | None = None
     column_overrides: dict = field(default_factory=dict)
     title_keywords: bool = True
+    synthetic: SyntheticConfig | None = None
 
 
 def _amazon_files(options: LoaderOptions) -> tuple[Path, Path]:
@@ -69,4 +71,8 @@ def load_raw(dataset: str, options: LoaderOptions) -> RawData:
 
             columns = replace(columns, **overrides)
         return load_tabular(options.path, options.items, columns)
+    if dataset == "synthetic":
+        if options.synthetic is None:
+            raise UserError("synthetic needs --users, --items, --interactions and --concepts")
+        return generate_synthetic(options.synthetic)
     raise UserError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
