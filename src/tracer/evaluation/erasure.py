@@ -1,4 +1,4 @@
-"""Forgetting metrics of an erased artifact (METHOD.md section 6).
+"""Forgetting metrics of an erased artifact (docs/method.md §6).
 
 Utility on retain-test users, forget quality on forget-test users, Exposure@K (all users and concept
 fans), concept mass and median best-concept rank under the exact scorer (a fixed seeded sample of test
@@ -16,15 +16,9 @@ import torch
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import Concept, resolve_concept
 from tracer.data.sequences import SequenceData, build_sequences
-from tracer.evaluation.evaluate import (
-    Ranking,
-    artifact_manifest,
-    check_item_alignment,
-    decoding_trie,
-    load_model_artifact,
-    metrics_of_ranking,
-)
+from tracer.evaluation.evaluate import Ranking, decoding_trie, metrics_of_ranking
 from tracer.evaluation.scoring_metrics import best_concept_rank, concept_mass
+from tracer.model.artifact import artifact_manifest, check_item_alignment, load_model_artifact
 from tracer.model.base import GenerativeRecommender
 from tracer.model.decoding import exact_score_users, recommend_top_k
 from tracer.semantic_ids.sid_table import SidTable

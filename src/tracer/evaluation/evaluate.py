@@ -1,9 +1,7 @@
 """Evaluate a model artifact: rank every user of a split by beam search, then compute the metrics.
 
-A *model artifact* is a folder written by ``tracer train`` (or by an erasure method):
-``model.safetensors`` + ``config.json`` (``tracer.model.checkpoint``), ``sids/`` (its SID table),
-optionally ``train_config.yaml``, ``train_log.json``, ``metrics.json``, ``state/``, ``manifest.json``.
-:func:`load_model_artifact` is the one way to read it.
+The model artifact (a folder written by ``tracer train`` or an erasure method) is read with
+:func:`tracer.model.artifact.load_model_artifact`.
 
 Ranked lists are kept as a :class:`Ranking` (item indices + scores per user) and can be written as a
 Parquet table (``user_id``, ``rank`` 1..K, ``item_id``, ``score``) and read back to recompute metrics.
@@ -24,62 +22,12 @@ from tracer.data.sequences import SequenceData, Split, build_sequences
 from tracer.distributed import DistContext, gather_rows, resolve_device, shard
 from tracer.errors import UserError
 from tracer.evaluation.metrics import DEFAULT_KS, summarize_ranking
-from tracer.io import read_json, write_json, write_parquet
+from tracer.io import write_json, write_parquet
 from tracer.model.base import GenerativeRecommender
-from tracer.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_model_config, save_model
+from tracer.model.artifact import artifact_manifest, check_item_alignment, load_model_artifact
 from tracer.model.decoding import recommend_top_k
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.trie import PrefixTrie
-
-SIDS_DIR = "sids"
-TRAIN_CONFIG_FILE = "train_config.yaml"
-TRAIN_LOG_FILE = "train_log.json"
-MANIFEST_FILE = "manifest.json"
-
-
-def save_model_artifact(
-    folder: str | Path,
-    model: GenerativeRecommender,
-    sid_table: SidTable,
-    config=None,
-    extra: dict | None = None,
-) -> None:
-    """Write the model (weights + ``config.json``) and its SID table into ``folder``.
-
-    ``config`` (a ``TrainConfig``) is recorded in ``config.json`` under ``train_config``.
-    """
-    extra = dict(extra or {})
-    if config is not None:
-        extra["train_config"] = config.to_dict()
-    save_model(folder, model, extra)
-    sid_table.save(Path(folder) / SIDS_DIR)
-
-
-def load_model_artifact(
-    folder: str | Path, device: torch.device | str = "cpu"
-) -> tuple[GenerativeRecommender, SidTable, dict]:
-    """-> (model in eval mode on ``device``, its SID table, the ``config.json`` dict)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"model folder {folder} not found: pass the --out folder of `tracer train`")
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (folder / name).is_file():
-            raise UserError(
-                f"{folder} is not a model folder ({name} missing): pass the --out folder of `tracer train`"
-            )
-    config = read_model_config(folder)
-    sid_table = SidTable.load(folder / SIDS_DIR)
-    model = load_model(folder, map_location=device)
-    if not np.array_equal(model.codes.cpu().numpy(), sid_table.codes):
-        raise UserError(f"{folder}: the model's codes differ from {folder / SIDS_DIR}: re-save the artifact")
-    return model, sid_table, config
-
-
-def artifact_manifest(folder: str | Path) -> dict:
-    """An erased artifact's ``manifest.json`` ({} for a trained model)."""
-    path = Path(folder) / MANIFEST_FILE
-    return read_json(path) if path.is_file() else {}
-
 
 def decoding_trie(folder: str | Path, sid_table: SidTable) -> PrefixTrie:
     """The artifact's trie for beam search: without the items a Filter erasure excluded."""
@@ -88,20 +36,6 @@ def decoding_trie(folder: str | Path, sid_table: SidTable) -> PrefixTrie:
     if excluded:
         trie = trie.without_items(np.isin(sid_table.item_ids, np.asarray(excluded, dtype=str)))
     return trie
-
-
-def check_item_alignment(sid_table: SidTable, item_ids: np.ndarray, model_name: str, data_name: str) -> None:
-    """The SID table must list the dataset's items in the same order (item index = row)."""
-    if len(sid_table.item_ids) != len(item_ids):
-        raise UserError(
-            f"{model_name} has {len(sid_table.item_ids)} items but {data_name} has {len(item_ids)}: "
-            "use the dataset the SIDs/model were built from"
-        )
-    if not np.array_equal(sid_table.item_ids, np.asarray(item_ids).astype(str)):
-        raise UserError(
-            f"{model_name} lists other items (or another order) than {data_name}: "
-            "use the dataset the SIDs/model were built from"
-        )
 
 
 def rank_histories(
@@ -254,7 +188,7 @@ def evaluate_model(
     rankings_out: str | Path | None = None,
 ) -> dict:
     """Recall/NDCG@{5,10,20} (<= ``k_max``) of a model on all users of ``split``; with a concept also
-    the retain/forget/exposure groups (METHOD.md section 6). ``out``: metrics JSON; ``rankings_out``:
+    the retain/forget/exposure groups (docs/method.md §6). ``out``: metrics JSON; ``rankings_out``:
     the ranked lists (Parquet), from which :func:`metrics_from_rankings` recomputes the same numbers."""
     _checked_split(split)
     model, sid_table, _, dataset, data, device = _load_for_ranking(model_dir, data_dir, device)

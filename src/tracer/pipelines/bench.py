@@ -22,17 +22,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from tracer.attacks.suite import ATTACK_METRICS, run_attack_suite
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import resolve_concept
 from tracer.data.loaders import LoaderOptions, load_raw
 from tracer.data.pipeline import PrepareConfig, write_prepared
 from tracer.data.sequences import build_sequences
 from tracer.errors import UserError
-from tracer.evaluation.attack import relearning_attack
 from tracer.evaluation.erasure import HEADLINE_METRICS, evaluate_erasure
-from tracer.evaluation.evaluate import TRAIN_CONFIG_FILE, Ranking
+from tracer.evaluation.evaluate import Ranking
 from tracer.evaluation.metrics import concept_share
 from tracer.io import atomic_path, read_json, write_json, write_parquet
+from tracer.model.artifact import TRAIN_CONFIG_FILE
 from tracer.pipelines.bench_config import BenchConfig, DatasetPlan
 from tracer.semantic_ids.build import SidsConfig, build_sids
 from tracer.training.checkpointing import has_training_state
@@ -203,12 +204,15 @@ class Bench:
                 for key in ("gap_retain_ndcg@10", "gap_exposure@10", "top10_overlap")
             }
         )
-        row["attack_exposure@10"] = None
+        row.update(dict.fromkeys(ATTACK_METRICS))
+        row["relearning_curve"] = None
         if self.config.attack is not None and method != "original":
-            attack = relearning_attack(
+            attacks = run_attack_suite(
                 artifact, data_dir, concept, self.config.attack, self.config.evaluation, self.device
             )
-            row["attack_exposure@10"] = attack["exposure@10_after"]
+            write_json(path.with_name(f"{path.stem}-attacks.json"), attacks)
+            row.update(attacks["summary"])
+            row["relearning_curve"] = attacks.get("relearning", {}).get("points")
         manifest = artifact / "manifest.json"
         if method.startswith("tracer") and manifest.is_file():
             summary = read_json(manifest)["summary"]

@@ -1,4 +1,4 @@
-"""The training loop (METHOD.md section 1, step 3): next-SID NLL, AdamW, warmup + cosine, early stopping.
+"""The training loop (docs/method.md §1.3): next-SID NLL, AdamW, warmup + cosine, early stopping.
 
 One call of :func:`train` runs single-process or under ``torchrun`` (DDP, see ``distributed.py``):
 
@@ -43,16 +43,16 @@ from tracer.distributed import (
     wrap_ddp,
 )
 from tracer.errors import UserError
-from tracer.evaluation.evaluate import (
+from tracer.evaluation.evaluate import rank_histories
+from tracer.evaluation.metrics import DEFAULT_KS, ndcg_at_k, recall_at_k, summarize_ranking
+from tracer.io import atomic_path, write_json
+from tracer.model.artifact import (
     TRAIN_CONFIG_FILE,
     TRAIN_LOG_FILE,
     check_item_alignment,
     load_model_artifact,
-    rank_histories,
     save_model_artifact,
 )
-from tracer.evaluation.metrics import DEFAULT_KS, ndcg_at_k, recall_at_k, summarize_ranking
-from tracer.io import atomic_path, write_json
 from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import state_dict_sha256
 from tracer.model.registry import model_from_preset

@@ -8,7 +8,6 @@ override :meth:`UnlearningMethod.step`.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from torch import Tensor
 
 from tracer.data.concepts import Concept, ConceptTargets
 from tracer.data.sequences import SequenceData
-from tracer.errors import UserError
 from tracer.model.base import GenerativeRecommender
 from tracer.semantic_ids.sid_table import SidTable
+from tracer.typed_config import load_config, setting
 from tracer.unlearning.batches import ForgetRetainBatch
 
 
@@ -35,16 +34,16 @@ class EraseConfig:
     active during the erasure steps (False runs them in eval mode, so that a KL to the frozen parent is
     exactly 0 at the parent's weights)."""
 
-    steps: int = 200
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    retain_windows: int = 8
-    forget_windows: int = 0
-    grad_clip: float = 1.0
-    max_history: int = 50
+    steps: int = setting(200, ge=1)
+    lr: float = setting(1e-4, gt=0)
+    weight_decay: float = setting(0.0, ge=0)
+    batch_size: int = setting(64, ge=1)
+    retain_windows: int = setting(8, ge=1)
+    forget_windows: int = setting(0, ge=0)
+    grad_clip: float = setting(1.0, gt=0)
+    max_history: int = setting(50, ge=1)
     dropout: bool = True
-    seed: int = 0
+    seed: int = setting(0, ge=0)
 
 
 @dataclass
@@ -107,33 +106,7 @@ class UnlearningMethod(ABC):
         return sid_table, {}
 
 
-def build_config(cls: type[UnlearningMethod], values: dict) -> EraseConfig:
-    """The method's config from a dict, with a clear error for unknown keys or bad types."""
-    known = {f.name: f for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise UserError(
-            f"unknown setting(s) {unknown} for method {cls.name!r}: valid keys are {sorted(known)}"
-        )
-    typed = {}
-    for key, value in values.items():
-        default = known[key].default
-        if isinstance(default, bool):
-            typed[key] = bool(value)
-        elif isinstance(default, (int, float)):
-            number = _number(value, key, cls.name)  # YAML reads 1e-4 (no dot) as a string
-            if isinstance(default, int) and not float(number).is_integer():
-                raise UserError(f"setting {key!r} of {cls.name!r} must be a whole number, got {value!r}")
-            typed[key] = int(number) if isinstance(default, int) else float(number)
-        else:
-            typed[key] = value
-    return cls.config_class(**typed)
-
-
-def _number(value, key: str, method: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"setting {key!r} of {method!r} must be a number, got {value!r}") from None
+def build_config(cls: type[UnlearningMethod], values: dict, source: str | None = None) -> EraseConfig:
+    """The method's config from a dict (:func:`tracer.typed_config.load_config`: unknown keys, types and
+    ranges are UserErrors naming the key and ``source``)."""
+    return load_config(cls.config_class, values, source or f"settings of method {cls.name!r}")

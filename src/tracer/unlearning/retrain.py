@@ -1,4 +1,4 @@
-"""Retrain, the gold standard (METHOD.md section 3): the same model trained from scratch, with the same
+"""Retrain, the gold standard (docs/method.md §3): the same model trained from scratch, with the same
 training config and seed as the parent, on the retain targets D_r only."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ class Retrain(UnlearningMethod):
     trains = False
 
     def setup(self, model):
-        from tracer.evaluation.evaluate import load_model_artifact
+        from tracer.model.artifact import load_model_artifact
         from tracer.training.config import TrainConfig
         from tracer.training.loop import train
 

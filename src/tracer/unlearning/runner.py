@@ -7,24 +7,27 @@ The parent artifact is never modified: its files are hashed before and after, an
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 import tracer
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
+from tracer.distributed import resolve_device
 from tracer.errors import UserError
-from tracer.evaluation.evaluate import load_model_artifact
-from tracer.io import read_json, sha256_tree, staged_output_dir, write_json
-from tracer.model.checkpoint import save_model
+from tracer.io import read_json, sha256_tree, write_json
+from tracer.model.artifact import check_item_alignment, load_model_artifact, written_by_tracer
+from tracer.model.checkpoint import check_finite, save_model
+from tracer.outputs import claim_folder
 from tracer.resources import config_file
+from tracer.typed_config import read_yaml
 from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config
 from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 from tracer.unlearning.methods import method_class
@@ -55,22 +58,23 @@ def method_defaults(method: str) -> dict:
     for name in (method_class(method).ablates, method):
         path = CONFIG_FOLDER / f"{name}.yaml"
         if name and path.is_file():
-            settings.update(yaml.safe_load(path.read_text()) or {})
+            settings.update(read_yaml(path) or {})
     return settings
 
 
 def load_settings(request: EraseRequest) -> dict:
-    settings = method_defaults(request.method)
+    """The method's settings: its YAML defaults, then ``--config``, ``--set`` and ``--seed``; each layer
+    is checked on its own, so that an error names the file (or flag) it came from."""
+    cls = method_class(request.method)
+    layers = [(f"configs/unlearning/{request.method}.yaml", method_defaults(request.method))]
     if request.config_file is not None:
-        if not request.config_file.is_file():
-            raise UserError(f"config file {request.config_file} not found: give an existing YAML file")
-        loaded = yaml.safe_load(request.config_file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise UserError(f"{request.config_file} must hold a mapping of setting: value")
-        settings.update(loaded)
-    settings.update(request.overrides or {})
-    if request.seed is not None:
-        settings["seed"] = request.seed
+        layers.append((str(request.config_file), read_yaml(request.config_file)))
+    layers.append((f"--set of method {request.method}", request.overrides or {}))
+    layers.append(("--seed", {} if request.seed is None else {"seed": request.seed}))
+    settings = {}
+    for source, layer in layers:
+        build_config(cls, layer, source)
+        settings.update(layer)
     return settings
 
 
@@ -109,7 +113,12 @@ def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) 
     bar = tqdm(range(config.steps), desc=f"erase ({method.name})", leave=False)
     for step in bar:
         batch = ForgetRetainBatch(forget.sample().to(context.device), retain.sample().to(context.device))
-        terms = method.step(model, batch, optimizer)
+        terms = method.step(model, batch, optimizer)  # floats: already on the host, checking them is free
+        if not all(math.isfinite(v) for v in terms.values() if isinstance(v, float)):
+            raise UserError(
+                f"{method.name} diverged at step {step + 1} (loss {terms.get('loss')}): nothing was written; "
+                "lower --set lr=... or check the parent model"
+            )
         bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if isinstance(v, float)})
         if step % 10 == 0 or step == config.steps - 1:
             log.append({"step": step, **terms})
@@ -125,32 +134,32 @@ def import_optimizer_runtime() -> None:
 
 
 def erase(request: EraseRequest) -> dict:
-    """Erase ``request.concept`` from the model at ``request.model_dir``; returns the new manifest."""
+    """Erase ``request.concept`` from the model at ``request.model_dir``; returns the new manifest.
+
+    Every input is checked, and ``--out`` claimed (:func:`tracer.outputs.claim_folder`), before any work;
+    the artifact is built in a staging folder and renamed into place only when everything succeeded.
+    """
     import_optimizer_runtime()
     started = time.perf_counter()
-    if request.out.exists() and not request.overwrite:
-        raise UserError(
-            f"output folder {request.out} already exists: choose another --out or pass --overwrite"
-        )
-    if request.out.resolve() == request.model_dir.resolve():
-        raise UserError("--out must differ from the parent model folder: the parent is never modified")
+    config = build_config(method_class(request.method), load_settings(request))
+    device = resolve_device(request.device)
+    inputs = {"parent model": request.model_dir, "dataset": request.data_dir}
+    with claim_folder(request.out, request.overwrite, inputs, written_by_tracer) as stage:
+        return _erase(request, config, device, started, stage)
+
+
+def _erase(request: EraseRequest, config, device: torch.device, started: float, stage: Path) -> dict:
     cls = method_class(request.method)
-    config = build_config(cls, load_settings(request))
     dataset = load_dataset(request.data_dir)
     concept = resolve_concept(dataset, request.concept)
     parent_hash = sha256_tree(request.model_dir)
     model, sid_table, model_config = load_model_artifact(request.model_dir)
-    if model.n_items != dataset.n_items:
-        raise UserError(
-            f"model {request.model_dir} has {model.n_items} items "
-            f"but {request.data_dir} has {dataset.n_items}: "
-            "use the dataset the model was trained on"
-        )
+    check_item_alignment(sid_table, dataset.items["item_id"].to_numpy(), f"model {request.model_dir}",
+                         f"data {request.data_dir}")  # fmt: skip
     sequences = build_sequences(dataset)
     targets = concept_targets(sequences, concept)
     if targets.n_forget == 0:
         raise UserError(f"concept {request.concept!r} has no training targets: there is nothing to forget")
-    device = torch.device(request.device)
     model.to(device)
     torch.manual_seed(config.seed)
     reference = None
@@ -172,6 +181,8 @@ def erase(request: EraseRequest) -> dict:
     method.setup(model)
     log = run_steps(method, model, context, config) if cls.trains else []
     new_table, summary = method.finish(model, sid_table)
+    check_finite(model, f"{request.method} produced NaN or infinite weights: nothing was written; "
+                        "lower --set lr=... or check the parent model")  # fmt: skip
     seconds = time.perf_counter() - started
 
     parent = parent_manifest(request.model_dir)
@@ -201,12 +212,11 @@ def erase(request: EraseRequest) -> dict:
         ],
         "tracer_version": tracer.__version__,
     }
-    with staged_output_dir(request.out, request.overwrite) as stage:
-        save_model(stage, model, extra={"parent_config": model_config})
-        _copy_tokenizer_state(request.model_dir / SID_FOLDER, stage / SID_FOLDER)
-        new_table.save(stage / SID_FOLDER)
-        write_json(stage / "erase_log.json", log)
-        write_json(stage / MANIFEST, manifest)
+    save_model(stage, model, extra={"parent_config": model_config})
+    _copy_tokenizer_state(request.model_dir / SID_FOLDER, stage / SID_FOLDER)
+    new_table.save(stage / SID_FOLDER)
+    write_json(stage / "erase_log.json", log)
+    write_json(stage / MANIFEST, manifest)
     if sha256_tree(request.model_dir) != parent_hash:  # a bug, not a user error
         raise RuntimeError(f"the parent artifact {request.model_dir} changed during erasure")
     return manifest
