@@ -46,6 +46,40 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+_KINDS = {
+    "string": lambda column: isinstance(column.dtype, pd.StringDtype)
+    or (column.dtype == object and column.map(type).eq(str).all()),
+    "integer": pd.api.types.is_integer_dtype,
+    "list": lambda column: column.dtype == object and column.map(lambda v: hasattr(v, "__len__")).all(),
+}
+
+
+def read_table(path: str | Path, columns: dict[str, str], fix: str) -> pd.DataFrame:
+    """Read the Parquet file ``path``, which must hold ``columns`` (name -> ``string``, ``integer`` or
+    ``list``); UserError naming the file and ``fix`` when it is unreadable or a column is missing or of
+    another kind."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for truncated or foreign bytes
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise UserError(f"{path} is not a readable Parquet file ({reason}): {fix}") from None
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)}: {fix}")
+    for name, kind in columns.items():
+        if len(frame) and not _KINDS[kind](frame[name]):
+            raise UserError(f"{path}: column {name} must hold {kind} values, not {frame[name].dtype}: {fix}")
+    return frame
+
+
+def read_json_checked(path: str | Path, fix: str) -> Any:
+    """:func:`read_json` with a UserError naming the file and ``fix`` when it is not valid JSON."""
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({str(error)[:80]}): {fix}") from None
+
+
 def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

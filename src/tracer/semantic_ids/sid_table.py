@@ -1,4 +1,4 @@
-"""The SID table: item -> L codebook tokens + one dedup digit (METHOD.md section 1, step 2).
+"""The SID table: item -> L codebook tokens + one dedup digit (docs/method.md §1.2).
 
 Items whose L codes collide get a dedup digit 0, 1, 2, ... in item-index order within their group, so
 every item has a unique tuple of L + 1 tokens. The dedup vocabulary is sized with headroom for TRACER's
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tracer.errors import UserError
-from tracer.io import read_json, write_json, write_parquet
+from tracer.io import read_json_checked, read_table, write_json, write_parquet
 
 SIDS_FILE = "sids.parquet"
 TABLE_FILE = "sid_table.json"
@@ -149,36 +149,60 @@ class SidTable:
         given order); an item whose codes do not change keeps its row. Every other row is unchanged.
         Raises ValueError if a group would need a digit >= ``dedup_capacity``.
         """
+        new_level_codes = np.asarray(new_level_codes, dtype=np.int64)
+        table, chosen = self.place(item_indices, new_level_codes.reshape(-1, 1, self.levels))
+        if (chosen < 0).any():
+            item = np.asarray(item_indices).reshape(-1)[np.flatnonzero(chosen < 0)[0]]
+            raise ValueError(f"item {item} needs a dedup digit beyond dedup_capacity {self.dedup_capacity}")
+        return table
+
+    def place(self, item_indices, candidates: np.ndarray) -> tuple[SidTable, np.ndarray]:
+        """Move ``item_indices`` (m,) each to the first of its ``candidates`` (m, C, L), in order of
+        preference, whose group still has a free dedup digit below ``dedup_capacity``; it takes the
+        smallest free digit (items handled in the given order). An item whose first candidate is its
+        own codes keeps its row. Every other row is unchanged.
+
+        Returns (new table, the chosen candidate per item; -1 where no candidate had room, for which
+        the item stays on its own codes with the smallest free digit of its group, or ValueError when
+        even that group is full)."""
         item_indices = np.asarray(item_indices, dtype=np.int64).reshape(-1)
-        new_level_codes = np.asarray(new_level_codes, dtype=np.int64).reshape(len(item_indices), self.levels)
+        candidates = np.asarray(candidates, dtype=np.int64).reshape(len(item_indices), -1, self.levels)
         if len(np.unique(item_indices)) != len(item_indices):
             raise ValueError("item_indices must not repeat")
         if len(item_indices) and (item_indices.min() < 0 or item_indices.max() >= self.n_items):
             raise ValueError(f"item indices must lie in [0, {self.n_items})")
-        if len(item_indices) and (new_level_codes.min() < 0 or new_level_codes.max() >= self.codebook_size):
+        if len(item_indices) and (candidates.min() < 0 or candidates.max() >= self.codebook_size):
             raise ValueError(f"new codes must lie in [0, {self.codebook_size})")
-        changed = (new_level_codes != self.level_codes[item_indices]).any(axis=1)
-        moved, targets = item_indices[changed], new_level_codes[changed]
-        codes = self.codes.copy()
+        changed = (candidates[:, 0] != self.level_codes[item_indices]).any(axis=1)
+        moved, options = item_indices[changed], candidates[changed]
+        n_options = options.shape[1]
+        flat = np.concatenate([self.level_codes, options.reshape(-1, self.levels)])
+        group = prefix_group_ids(flat)[:, -1]
+        item_group, option_group = group[: self.n_items], group[self.n_items :].reshape(-1, n_options)
         stays = np.ones(self.n_items, dtype=bool)
         stays[moved] = False
-        group = prefix_group_ids(np.concatenate([self.level_codes, targets]))[:, -1]
-        item_group, target_group = group[: self.n_items], group[self.n_items :]
-        touched = np.isin(item_group, target_group) & stays
         used: dict[int, set[int]] = {}
-        for g, digit in zip(item_group[touched].tolist(), codes[touched, -1].tolist(), strict=True):
+        for g, digit in zip(item_group[stays].tolist(), self.codes[stays, -1].tolist(), strict=True):
             used.setdefault(g, set()).add(digit)
-        for item, g, new_codes in zip(moved.tolist(), target_group.tolist(), targets, strict=True):
-            taken = used.setdefault(g, set())
-            digit = next(d for d in range(len(taken) + 1) if d not in taken)
-            if digit >= self.dedup_capacity:
+        codes = self.codes.copy()
+        chosen = np.zeros(len(item_indices), dtype=np.int64)
+        moved_rows = np.flatnonzero(changed)
+        for row, item in enumerate(moved.tolist()):
+            groups = [*option_group[row].tolist(), int(item_group[item])]  # last resort: its own codes
+            tokens = [*options[row], self.level_codes[item]]
+            for choice, (g, level_codes) in enumerate(zip(groups, tokens, strict=True)):
+                taken = used.setdefault(g, set())
+                digit = next(d for d in range(len(taken) + 1) if d not in taken)
+                if digit < self.dedup_capacity:
+                    taken.add(digit)
+                    codes[item, :-1], codes[item, -1] = level_codes, digit
+                    chosen[moved_rows[row]] = choice if choice < n_options else -1
+                    break
+            else:
                 raise ValueError(
-                    f"item {item} needs dedup digit {digit} but dedup_capacity is {self.dedup_capacity}"
+                    f"item {item} needs a dedup digit beyond dedup_capacity {self.dedup_capacity}"
                 )
-            taken.add(digit)
-            codes[item, :-1] = new_codes
-            codes[item, -1] = digit
-        return SidTable(self.item_ids, codes, self.codebook_size, self.dedup_capacity)
+        return SidTable(self.item_ids, codes, self.codebook_size, self.dedup_capacity), chosen
 
     # -- persistence ----------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
@@ -206,14 +230,19 @@ class SidTable:
             raise UserError(
                 f"{folder} holds no SID table ({SIDS_FILE}, {TABLE_FILE}): run `tracer sids` first"
             )
-        meta = read_json(folder / TABLE_FILE)
-        frame = pd.read_parquet(folder / SIDS_FILE)
+        fix = "rebuild it with `tracer sids`"
+        meta = read_json_checked(folder / TABLE_FILE, fix)
+        keys = ("levels", "codebook_size", "dedup_capacity")
+        if not isinstance(meta, dict) or not all(isinstance(meta.get(key), int) for key in keys):
+            raise UserError(f"{folder / TABLE_FILE} lacks whole numbers {', '.join(keys)}: {fix}")
         columns = [f"c{level + 1}" for level in range(meta["levels"])] + ["dedup"]
-        missing = [name for name in ["item_id", *columns] if name not in frame.columns]
-        if missing:
-            raise UserError(f"{folder / SIDS_FILE} lacks columns {missing}: rewrite it with `tracer sids`")
+        kinds = {"item_id": "string", **dict.fromkeys(columns, "integer")}
+        frame = read_table(folder / SIDS_FILE, kinds, fix)
         codes = frame[columns].to_numpy(dtype=np.int64)
-        return cls(frame["item_id"].to_numpy(), codes, meta["codebook_size"], meta["dedup_capacity"])
+        try:
+            return cls(frame["item_id"].to_numpy(), codes, meta["codebook_size"], meta["dedup_capacity"])
+        except ValueError as error:  # duplicate items or SIDs, codes out of range
+            raise UserError(f"{folder / SIDS_FILE} is inconsistent ({error}): {fix}") from None
 
     def trie(self):
         """The prefix trie of all SIDs (for constrained decoding)."""
