@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from erasure_world import write_world
-from test_unlearning_losses import make_context
+from tests.helpers.erasure_world import make_context, write_world
+from tracer.semantic_ids.sid_table import SidTable
 from tracer.unlearning.base import build_config
 from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
@@ -422,3 +422,51 @@ def test_anchored_coherence_is_a_hinge_at_the_parent(world):
     assert float(value.detach()) == pytest.approx(direct, rel=1e-4)
     descend(value, parameters, lr=1e-2)
     assert float(anchored().detach()) < float(value.detach())
+
+
+def test_commit_takes_the_argmax_of_the_learned_assignment(world):
+    """Random phi: every concept item's committed level codes are argmax_k q_phi (an argmin, or the
+    stored codes, fails); phi = 0 commits the stored codes unchanged."""
+    model, method, _ = tracer_method(world, tau=0.5)
+    stored_table = world.sid_table
+    same, _ = method.finish(copy.deepcopy(model), stored_table)
+    assert np.array_equal(same.codes, stored_table.codes)  # phi = 0: nothing moves
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        method.phi += 3.0 * torch.randn(method.phi.shape, generator=generator, dtype=method.phi.dtype)
+    expected = method.assignment().argmax(-1).numpy()
+    assert (expected != stored_table.level_codes[method.items.numpy()]).any()  # the test can tell
+    new_table, summary = method.finish(model, stored_table)
+    if summary["items_on_a_later_choice"] == summary["items_kept_for_capacity"] == 0:
+        np.testing.assert_array_equal(new_table.level_codes[method.items.numpy()], expected)
+
+
+def test_chained_tracer_starts_from_the_artifacts_own_codes(tmp_path):
+    """TRACER then TRACER: the second erasure's assignment at phi = 0 is the first artifact's own table
+    (not the tokenizer's original codes), so with phi frozen it commits that table unchanged."""
+    from tracer.cli import main
+
+    world = write_world(tmp_path / "w")
+    first, second = tmp_path / "first", tmp_path / "second"
+    erase = ["erase", "--data", str(world.data_dir), "--concept", "Horror", "--method", "tracer"]
+    forced = ["--set", "steps=3", "--set", "tau=0.5", "--set", "lr_phi=50", "--set", "use_mask=false"]
+    assert main([erase[0], str(world.model_dir), *erase[1:], *forced, "--out", str(first)]) == 0
+    moved = SidTable.load(first / "sids")
+    assert not np.array_equal(moved.codes, world.sid_table.codes)  # the first erasure moved items
+    frozen = ["--set", "reassign=false", "--set", "steps=1"]
+    assert main([erase[0], str(first), *erase[1:], *frozen, "--out", str(second)]) == 0
+    np.testing.assert_array_equal(SidTable.load(second / "sids").codes, moved.codes)
+
+
+def test_a_full_group_sends_the_item_to_its_next_choice_instead_of_failing():
+    """The commit never overflows the dedup capacity: an item whose best group is full takes its next
+    candidate; with no candidate free it keeps its own codes."""
+    codes = np.array([[0, 0]] * 2 + [[1, 1]] * 5 + [[1, 0]])
+    table = SidTable.from_level_codes([str(i) for i in range(8)], codes, codebook_size=2)
+    table = SidTable(table.item_ids, table.codes, 2, dedup_capacity=5)  # group (1,1) is full
+    candidates = np.array([[[1, 1], [0, 1]], [[1, 1], [1, 1]]])
+    new_table, chosen = table.place([0, 1], candidates)
+    np.testing.assert_array_equal(chosen, [1, -1])
+    np.testing.assert_array_equal(new_table.codes[0], [0, 1, 0])  # its second choice
+    np.testing.assert_array_equal(new_table.codes[1], [0, 0, 0])  # its own codes, the freed digit
+    assert len({tuple(r) for r in new_table.codes.tolist()}) == 8

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 import yaml
 
+from tracer.attacks.suite import ATTACKS, AttackSuiteConfig, format_attack_summary, run_attack_suite
 from tracer.errors import UserError
-from tracer.evaluation.attack import AttackConfig, relearning_attack
 from tracer.io import write_json
 from tracer.unlearning.runner import EraseRequest, erase
 from tracer.unlearning.sweep import SweepRequest, run_sweep
@@ -66,25 +66,56 @@ def erase_command(
         typer.echo(json.dumps(manifest["summary"], indent=2))
 
 
+def parse_int_list(text: str, option: str) -> list[int]:
+    """``"16,64,256"`` -> [16, 64, 256], with a one-line error for anything else."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"{option} expects comma-separated whole numbers, got {text!r}") from None
+
+
 def attack_command(
     model: Path = typer.Argument(..., help="An erased (or any) model folder."),
     data: Path = typer.Option(..., "--data", help="The prepared dataset."),
     concept: str = typer.Option(..., "--concept", help="The erased concept's spec."),
-    examples: int = typer.Option(64, "--examples", min=1, help="Forget examples the attacker fine-tunes on."),
-    steps: int = typer.Option(50, "--steps", min=1, help="Fine-tuning steps."),
-    lr: float = typer.Option(AttackConfig.lr, "--lr", help="Attack learning rate."),
+    attacks: str = typer.Option(
+        ",".join(ATTACKS), "--attacks", help=f"Comma-separated subset of: {', '.join(ATTACKS)}."
+    ),
+    examples: str = typer.Option(
+        "16,64,256", "--examples", help="Relearning curve: forget-example counts (comma-separated)."
+    ),
+    steps: str = typer.Option(
+        "25,50,100,200", "--steps", help="Relearning curve: step counts measured (comma-separated)."
+    ),
+    lr: float = typer.Option(AttackSuiteConfig.lr, "--lr", help="Relearning learning rate."),
+    benign_steps: int = typer.Option(
+        AttackSuiteConfig.benign_steps, "--benign-steps", help="Benign relearning: retain-only steps."
+    ),
+    probe_targets: int = typer.Option(
+        AttackSuiteConfig.probe_targets, "--probe-targets", help="Probe: training targets to fit on."
+    ),
+    parent: Path | None = typer.Option(
+        None, "--parent", help="Restore-codes: the parent model folder (default: the manifest's)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Write the result as JSON here."),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
-    """Relearning attack: fine-tune on a few forget examples, report Exposure@10 before and after."""
-    result = relearning_attack(model, data, concept, AttackConfig(examples, steps, lr, seed), device=device)
+    """The attack suite: relearning curve, benign relearning, restore-codes and a linear probe
+    (docs/method.md, "Attacks"); the artifact is never modified. Run it on Retrain too: the reference."""
+    config = AttackSuiteConfig(
+        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
+        examples=tuple(parse_int_list(examples, "--examples")),
+        steps=tuple(parse_int_list(steps, "--steps")),
+        lr=lr,
+        benign_steps=benign_steps,
+        probe_targets=probe_targets,
+        seed=seed,
+    )
+    result = run_attack_suite(model, data, concept, config, device=device, parent_dir=parent)
     if out is not None:
         write_json(out, result)
-    typer.echo(
-        f"Exposure@10 before {result['exposure@10_before']:.4f}, "
-        f"after the attack {result['exposure@10_after']:.4f}"
-    )
+    typer.echo(format_attack_summary({str(model): result["summary"]}))
 
 
 def sweep_command(

@@ -1,4 +1,4 @@
-"""The one interface every generative backbone implements (METHOD.md section 1, step 3).
+"""The one interface every generative backbone implements (docs/method.md §1.3).
 
 A backbone scores the semantic-ID tokens of a *next item* given a history of items. Items enter the
 model as item indices; their tokens come from the SID table held as the buffer ``codes``
@@ -6,7 +6,7 @@ model as item indices; their tokens come from the SID table held as the buffer `
 
 Token embeddings: one table per level (``level_embeddings[l]`` of shape (vocab_sizes[l], d_model)).
 An item's level-l input embedding is ``level_embeddings[l][codes[item, l]]`` unless *soft codes* are set
-for it (TRACER, METHOD.md Eq. 6): then it is the mixture ``sum_k q[item, l, k] * level_embeddings[l][k]``,
+for it (TRACER, docs/method.md §4.2, Eq. 6): then it is the mixture ``sum_k q[item, l, k] * level_embeddings[l][k]``,
 in histories and in the teacher-forced decoder input alike. Everything that embeds items goes through
 :meth:`GenerativeRecommender.item_token_embeddings`, so soft codes apply everywhere automatically.
 
@@ -133,6 +133,11 @@ class GenerativeRecommender(nn.Module, ABC):
         W candidate prefixes per user. Returns (B, W, max_vocab) log-probs of the level-l token
         (-inf beyond level l's vocabulary).
         """
+
+    def user_representation(self, histories: Tensor) -> Tensor:
+        """Histories (B, T) -> (B, d_model): the hidden state that predicts the next item's first token
+        (what the probe attack reads)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose a user representation")
 
     def prefix_log_probs_from_tokens(self, cache: Any, prefix_tokens: Tensor) -> Tensor:
         """As :meth:`prefix_log_probs` with hard prefix tokens (B, W, l) (used by decoding)."""

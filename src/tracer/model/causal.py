@@ -1,4 +1,4 @@
-"""``causal``: a decoder-only transformer over the flattened SID stream (METHOD.md section 1, step 3).
+"""``causal``: a decoder-only transformer over the flattened SID stream (docs/method.md §1.3).
 
 Stream of a history of T items: [BOS, item_0 token_0..token_{L-1}, item_1 tokens, ...]. Each item token's
 input = its (possibly soft) token embedding + a learned level embedding + a learned item-position
@@ -196,6 +196,10 @@ class CausalRecommender(GenerativeRecommender):
         next_position = (histories != PAD_ITEM).sum(dim=1)  # (B,)
         last_hidden = torch.where((next_position > 0)[:, None], hidden[:, -1], hidden[:, 0])
         return HistoryCache(key_values, visible, next_position, last_hidden)
+
+    def user_representation(self, histories: Tensor) -> Tensor:
+        """Histories (B, T) -> (B, d): the normed hidden state after the last history token."""
+        return self.encode_history(histories).last_hidden
 
     def prefix_log_probs(self, cache: HistoryCache, prefix_embeddings: Tensor) -> Tensor:
         """Prefixes (B, W, l, d) -> log-probs (B, W, V) of the level-l token (history never re-run)."""

@@ -1,4 +1,4 @@
-"""``tiger``: a T5-style encoder-decoder over semantic IDs (TIGER; METHOD.md section 1, step 3).
+"""``tiger``: a T5-style encoder-decoder over semantic IDs (TIGER; docs/method.md §1.3).
 
 Encoder input: the history's items flattened into tokens, T items x L levels (oldest first), each token
 = its (possibly soft) token embedding + a learned embedding of its level (its position inside the item),
@@ -41,7 +41,7 @@ from tracer.model.layers import KeyValue, LevelHeads, TransformerBlock, recent_h
 class TigerConfig:
     """Architecture of the ``tiger`` backbone. ``d_head`` None means d_model // n_heads.
 
-    Defaults are the TIGER anchor (METHOD.md section 1). ``dropout``: embeddings, residual branches and
+    Defaults are the TIGER anchor (docs/method.md §1.3). ``dropout``: embeddings, residual branches and
     feed-forward; ``attention_dropout``: attention probabilities (T5 uses both; costly on CPU).
     ``position_encoding``: "relative" (T5 bias, ``relative_*`` settings) or "absolute" (item recency).
     """
@@ -172,6 +172,12 @@ class TigerRecommender(GenerativeRecommender):
         for block, memory in zip(self.decoder_blocks, cache.cross_key_values, strict=True):
             x, _ = block(x, causal=True, memory=memory, memory_mask=memory_mask)
         return self.decoder_norm(x).reshape(batch, width, length + 1, d)
+
+    def user_representation(self, histories: Tensor) -> Tensor:
+        """Histories (B, T) -> (B, d): the decoder output at BOS, which predicts the first token."""
+        cache = self.encode_history(histories)
+        empty = cache.memory.new_zeros(histories.shape[0], 1, 0, self.d_model)
+        return self._decode(cache, empty)[:, 0, 0]
 
     def prefix_log_probs(self, cache: EncodedHistory, prefix_embeddings: Tensor) -> Tensor:
         """Prefixes (B, W, l, d) -> log-probs (B, W, V) of the level-l token."""

@@ -12,7 +12,7 @@ Example::
     seeds: [0, 1, 2]
     method_settings: {ga: {lr: 1.0e-5}}        # overrides of configs/unlearning/<method>.yaml
     evaluation: {mass_users: 200, beam_width: 20}
-    attack: {examples: 64, steps: 50}          # or false
+    attack: {examples: 64, steps: [25, 50]}    # the attack suite's settings (AttackSuiteConfig), or false
     examples: 3                                # concept-fan users shown in the report
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from tracer.attacks.suite import AttackSuiteConfig
 from tracer.errors import UserError
-from tracer.evaluation.attack import AttackConfig
 from tracer.evaluation.erasure import ErasureEvalConfig
 
 ALWAYS = ("original", "retrain")
@@ -47,7 +47,7 @@ class BenchConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     method_settings: dict[str, dict] = field(default_factory=dict)
     evaluation: ErasureEvalConfig = field(default_factory=ErasureEvalConfig)
-    attack: AttackConfig | None = field(default_factory=AttackConfig)
+    attack: AttackSuiteConfig | None = field(default_factory=AttackSuiteConfig)
     examples: int = 3
 
     @property
@@ -101,7 +101,7 @@ def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
         seeds=[int(s) for s in raw.get("seeds", [0])],
         method_settings=raw.get("method_settings", {}) or {},
         evaluation=_typed(ErasureEvalConfig, raw.get("evaluation"), f"{source}: evaluation"),
-        attack=None if attack is False else _typed(AttackConfig, attack, f"{source}: attack"),
+        attack=None if attack is False else _typed(AttackSuiteConfig, attack, f"{source}: attack"),
         examples=int(raw.get("examples", 3)),
     )
 

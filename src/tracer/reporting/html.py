@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracer.attacks.suite import ATTACK_METRICS
 from tracer.io import atomic_path
 from tracer.reporting.plots import entanglement_plot, method_label, method_styles, tradeoff_plot
 from tracer.reporting.results import (
@@ -45,6 +46,15 @@ METRIC_LABELS = {
     "attack_exposure@10": "Exposure @10 after attack",
     "seconds": "Time (s)",
     "params_updated": "Params updated",
+}
+ATTACK_LABELS = {
+    "attack_exposure@10": "Relearn Exposure @10",
+    "attack_forget_recall@10": "Relearn Forget Recall @10",
+    "attack_exposure_auc": "Relearn curve mean",
+    "benign_exposure@10": "Benign Exposure @10",
+    "restore_exposure@10": "Restore-codes Exposure @10",
+    "restore_concept_mass": "Restore-codes mass",
+    "probe_auc": "Probe AUC",
 }
 META_FIRST = ("created", "machine", "command", "text_variant")
 CONCEPT_MARK = "◆"
@@ -175,6 +185,11 @@ def _section(anchor, heading, concept, pair, tradeoff: Path, entangled: Path | N
     if entangled is None:
         parts.append('<p class="note">No token-entanglement measurement for this concept.</p>')
     parts += ["<h3>All methods (mean ± std over seeds)</h3>", metrics_table(pair)]
+    if any(pair[f"{m}_mean"].notna().any() for m in ATTACK_METRICS):
+        parts += [
+            "<h3>Does the erasure hold? The attack suite (mean ± std over seeds)</h3>",
+            attack_panel(pair),
+        ]
     if examples:
         parts.append(
             f'<h3>Concept fans: what each method recommends</h3><p class="note"><span class="marker">'
@@ -239,6 +254,34 @@ def metrics_table(pair: pd.DataFrame) -> str:
         "attack.</caption>"
         f'<thead><tr><th class="method">Method</th><th title="seeds">n</th>{header}</tr></thead>'
         f'{references}<tbody class="methods">{"".join(bodies[False])}</tbody></table></div>'
+    )
+
+
+def attack_panel(pair: pd.DataFrame) -> str:
+    """One compact row per method with every attack-suite number; Retrain's row is the reference that
+    an erasure should match (lower than the Original everywhere, as close to Retrain as possible)."""
+    metrics = [m for m in ATTACK_METRICS if pair[f"{m}_mean"].notna().any()]
+    header = "".join(f'<th data-metric="{escape(m)}">{escape(ATTACK_LABELS[m])} ↓</th>' for m in metrics)
+    rows = []
+    for _, row in pair.iterrows():
+        method = row["method"]
+        if all(pd.isna(row[f"{m}_mean"]) for m in metrics):
+            continue  # the Original is not attacked
+        cells = "".join(_metric_cell(row, m, False) for m in metrics)
+        css = "reference" if method in REFERENCE_METHODS else ""
+        label = escape(_row_label(method))
+        rows.append(
+            f'<tr class="{css}" data-method="{escape(method)}"><td class="method">{label}</td>{cells}</tr>'
+        )
+    return (
+        '<div class="table-wrap"><table class="metrics attacks">'
+        "<caption>Relearning: Exposure@10 and forget Recall@10 after fine-tuning on 64 forget examples for "
+        "50 steps, and the mean Exposure@10 over the whole curve (examples × steps); benign: Exposure@10 "
+        "after ordinary training on retain data only; restore-codes: the erased weights with the parent's "
+        "semantic IDs for the concept items; probe: ROC AUC of a logistic regression reading “next item in "
+        "the concept” from the user representation (0.5 = nothing to read). Retrain is the reference."
+        f'</caption><thead><tr><th class="method">Method</th>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

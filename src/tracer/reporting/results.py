@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from tracer.attacks.suite import ATTACK_METRICS
 from tracer.errors import UserError
 from tracer.evaluation.erasure import HEADLINE_METRICS as ERASURE_HEADLINE
 
@@ -35,6 +36,7 @@ LOWER_IS_BETTER = (
     "attack_exposure@10",
     "seconds",
     "params_updated",
+    *ATTACK_METRICS,  # every attack-suite number: lower is closer to a model that never learned
 )
 # Table order: utility and forgetting (the evaluation's headline), gap to Retrain, robustness, cost.
 METRICS = (
@@ -209,14 +211,17 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds per (dataset, concept, method).
 
     Returns one row per group with ``<metric>_mean``, ``<metric>_std`` for every metric in METRICS
+    and ATTACK_METRICS (a missing attack column counts as not measured)
     (NaN values are skipped; std is NaN with fewer than two values) and ``n_seeds`` (rows in the group).
     Sorted by dataset, concept, then method_sort_key.
     """
+    rows = rows.reindex(columns=[*rows.columns, *(m for m in ATTACK_METRICS if m not in rows.columns)])
+    columns = list(dict.fromkeys([*METRICS, *ATTACK_METRICS]))
     grouped = rows.groupby(list(KEY_COLUMNS), sort=False)
     summary = pd.concat(
         [
-            grouped[list(METRICS)].mean().add_suffix("_mean"),
-            grouped[list(METRICS)].std(ddof=1).add_suffix("_std"),
+            grouped[columns].mean().add_suffix("_mean"),
+            grouped[columns].std(ddof=1).add_suffix("_std"),
             grouped.size().rename("n_seeds"),
         ],
         axis=1,

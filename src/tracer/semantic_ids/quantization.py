@@ -1,4 +1,4 @@
-"""Residual quantisation helpers shared by both tokenizers and by TRACER (METHOD.md 1.2, Eq. 5/6).
+"""Residual quantisation helpers shared by both tokenizers and by TRACER (docs/method.md §1.2 and §4.2, Eq. 5/6).
 
 One distance rule decides every code in the project, so that stored codes, the k-means assignment and
 the argmax of the soft assignment at ``phi = 0`` always agree exactly:
@@ -65,7 +65,7 @@ def default_codebook_size(n_items: int) -> int:
     scale) to ``2 * sqrt(n_items)``, clipped to [16, 256] and to ``n_items``.
 
     Small catalogues need small codebooks: with K = 256 on 1.7k items the deep residuals are almost
-    zero and crowd a few codes, so collisions go *up* (METHOD.md section 6). The rule gives K = 64 for
+    zero and crowd a few codes, so collisions go *up* (docs/method.md §1.2). The rule gives K = 64 for
     ML-100k (1,682 items), K = 128 for ML-1M (3,883) and TIGER's K = 256 from about 8.2k items (the
     Amazon 5-core catalogues of 12k-18k items).
     """
@@ -154,7 +154,7 @@ def soft_assignment(
     tau: float,
     phi: Tensor | np.ndarray | None = None,
 ) -> Tensor:
-    """METHOD.md Eq. 5/6: ``q[i, l, k] = softmax_k((-||r_i^l - c_k^l||^2 + phi[i, l, k]) / tau)``.
+    """docs/method.md §4.2, Eq. 5/6: ``q[i, l, k] = softmax_k((-||r_i^l - c_k^l||^2 + phi[i, l, k]) / tau)``.
 
     residuals (n, L, d), codebooks (L, K, d), phi (n, L, K) or None -> probabilities float64
     (n, L, K). Distances are constants (codebooks and residuals are frozen); gradients flow into
@@ -180,6 +180,26 @@ def soft_assignment(
             raise ValueError(f"phi must have shape {tuple(distances.shape)}, got {tuple(phi.shape)}")
         logits = logits + phi.to(torch.float64)
     return torch.softmax(logits / tau, dim=-1)
+
+
+def code_offsets(
+    residuals: np.ndarray | Tensor, codebooks: np.ndarray | Tensor, codes: np.ndarray | Tensor
+) -> Tensor:
+    """Logit offsets (n, L, K) float64 under which the soft assignment's argmax is ``codes`` (n, L).
+
+    Zero where the nearest codeword already is the code. Elsewhere the code's logit is raised above the
+    best one by the margin the best had over the runner-up (at least 1e-6), so an artifact whose codes
+    were moved by an earlier erasure starts a new one from its own codes (docs/method.md, TRACER)."""
+    residuals = torch.as_tensor(residuals)
+    codebooks = torch.as_tensor(codebooks, device=residuals.device)
+    codes = torch.as_tensor(codes, device=residuals.device, dtype=torch.long)
+    logits = -torch.stack(
+        [squared_distances(residuals[:, level], codebooks[level]) for level in range(codes.shape[1])], dim=1
+    ).to(torch.float64)  # (n, L, K)
+    top = logits.topk(2, dim=-1).values  # (n, L, 2)
+    own = logits.gather(-1, codes[..., None]).squeeze(-1)  # (n, L)
+    raise_by = (top[..., 0] - own + (top[..., 0] - top[..., 1]).clamp_min(1e-6)) * (own < top[..., 0])
+    return torch.zeros_like(logits).scatter(-1, codes[..., None], raise_by[..., None])
 
 
 def codebook_usage(codes: np.ndarray, codebook_size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""TRACER: token reassignment for concept erasure (METHOD.md section 4, Eq. 5-11).
+"""TRACER: token reassignment for concept erasure (docs/method.md §4, Eq. 5-11).
 
 Concept items get learnable reassignment scores phi (M, L, K). Their level-l tokens become soft
 mixtures q_phi (Eq. 6) wherever they appear: in histories, in the decoder input and, where a concept
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from tracer.model.base import GenerativeRecommender, SoftCodes
-from tracer.semantic_ids.quantization import load_tokenization, soft_assignment
+from tracer.semantic_ids.quantization import code_offsets, load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
@@ -36,7 +36,7 @@ from tracer.unlearning.objectives import (
 
 @dataclass
 class TracerConfig(EraseConfig):
-    """METHOD.md section 4 defaults. ``reassign`` False freezes phi at 0 (ablation); ``use_mask`` False
+    """docs/method.md §4 (defaults in §4.8, extensions in §8). ``reassign`` False freezes phi at 0 (ablation); ``use_mask`` False
     drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept target's level-l label is q_phi
     (expected log-likelihood) rather than its stored code. ``forget_floor`` (nats, None = Eq. 8 as
     written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
@@ -196,6 +196,20 @@ def selective_mask(q: Tensor, rho: Tensor, forget_grad: Tensor) -> Tensor:
     return ((rho[None] > rho_bar) & (forget_grad > 0)).to(forget_grad.dtype)
 
 
+def ranked_code_tuples(q: Tensor, per_level: int = 4) -> Tensor:
+    """The commit's candidate codes per concept item, most likely first: every combination of each
+    level's ``per_level`` most likely codes, ordered by joint log q (ties keep the first found).
+    q (M, L, K) -> (M, min(per_level, K) ** L, L) int64; row 0 is the argmax at every level."""
+    top = q.log().topk(min(per_level, q.shape[-1]), dim=-1)  # values/indices (M, L, T)
+    levels, width = q.shape[1], top.indices.shape[-1]
+    grid = torch.cartesian_prod(*[torch.arange(width, device=q.device)] * levels).reshape(-1, levels)
+    ranks = grid.T[None].expand(len(q), -1, -1)  # (M, L, C): which of the top codes each level takes
+    scores = top.values.gather(-1, ranks).sum(1)  # (M, C)
+    codes = top.indices.gather(-1, ranks).transpose(1, 2)  # (M, C, L)
+    order = scores.argsort(dim=-1, descending=True, stable=True)
+    return codes.gather(1, order[..., None].expand(-1, -1, levels))
+
+
 class Tracer(UnlearningMethod):
     name = "tracer"
     config_class = TracerConfig
@@ -218,6 +232,11 @@ class Tracer(UnlearningMethod):
             len(self.items), levels, codebook_size, dtype=torch.float64, device=context.device
         )
         self.phi.requires_grad_(config.reassign)
+        # (M, L, K): zero for a tokenizer's own codes; after an earlier erasure moved an item, the offset
+        # that makes its current codes the argmax at phi = 0 (chained erasures start from this table)
+        self.code_offsets = code_offsets(
+            self.residuals, self.codebooks, context.sid_table.level_codes[context.concept.item_indices]
+        )
         if config.kl_without_concept or config.forget_kl > 0:
             codes, mask = context.sid_table.codes, context.concept.item_mask
             if config.kl_branch_shares:
@@ -242,8 +261,8 @@ class Tracer(UnlearningMethod):
 
     # -- soft tokens ---------------------------------------------------------------------------
     def assignment(self) -> Tensor:
-        """q_phi (M, L, K), float64 (Eq. 6)."""
-        return soft_assignment(self.residuals, self.codebooks, self.config.tau, self.phi)
+        """q_phi (M, L, K), float64 (Eq. 6), on top of the artifact's own codes (``code_offsets``)."""
+        return soft_assignment(self.residuals, self.codebooks, self.config.tau, self.phi + self.code_offsets)
 
     def soft_codes(self, model: GenerativeRecommender, q: Tensor) -> SoftCodes:
         """q padded into (M, n_levels, max_vocab), the dedup digit as a one-hot of its stored code."""
@@ -369,25 +388,27 @@ class Tracer(UnlearningMethod):
     # -- commit ------------------------------------------------------------------------------------
     def finish(self, model, sid_table):
         with torch.no_grad():
-            new_level_codes = self.assignment().argmax(-1).cpu().numpy()  # (M, L)
+            candidates = ranked_code_tuples(self.assignment()).cpu().numpy()  # (M, C, L), best first
         items = self.items.cpu().numpy()
         old_level_codes = sid_table.level_codes[items]
-        new_table = sid_table.reassign(items, new_level_codes)
-        model.set_codes(torch.as_tensor(new_table.codes))
-        moved = new_level_codes != old_level_codes
+        new_table, chosen = sid_table.place(items, candidates)
+        model.set_codes(torch.as_tensor(new_table.codes, device=model.codes.device))
+        moved = new_table.level_codes[items] != old_level_codes
         after = token_entanglement(new_table.codes, self.context.concept.item_mask)
         return new_table, {
             "concept_items": len(items),
             "items_reassigned": int(moved.any(1).sum()),
             "levels_reassigned": int(moved.sum()),
             "levels_reassigned_per_level": moved.sum(0).tolist(),
+            "items_on_a_later_choice": int((chosen > 0).sum()),  # their argmax group was full
+            "items_kept_for_capacity": int((chosen < 0).sum()),
             "entanglement_before": self.entanglement_before,
             "entanglement_after": after,
             "final_losses": self.last_terms,
         }
 
 
-# -- ablations (METHOD.md section 4): the same method with one part switched off --------------------
+# -- ablations (docs/method.md §4.9): the same method with one part switched off -------------------
 def _ablation(name: str, **changes) -> type[Tracer]:
     config_class = dataclass(
         type(
