@@ -92,22 +92,16 @@ def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) 
     forget_mask = context.targets.forget_targets
     history = min(config.max_history, int(model.config_dict()["max_history"]))  # windows the model takes
     if model.batch_kind == "sequence" and config.forget_windows > 0:
-        forget = WindowSampler(
-            context.sequences, forget_mask, config.forget_windows, history, config.seed
-        )
+        forget = WindowSampler(context.sequences, forget_mask, config.forget_windows, history, config.seed)
     else:
-        forget = TargetSampler(
-            context.sequences, forget_mask, config.batch_size, history, config.seed
-        )
+        forget = TargetSampler(context.sequences, forget_mask, config.batch_size, history, config.seed)
     retain_mask = ~forget_mask
     if model.batch_kind == "sequence":
         retain = WindowSampler(
             context.sequences, retain_mask, config.retain_windows, history, config.seed + 1
         )
     else:
-        retain = TargetSampler(
-            context.sequences, retain_mask, config.batch_size, history, config.seed + 1
-        )
+        retain = TargetSampler(context.sequences, retain_mask, config.batch_size, history, config.seed + 1)
     optimizer = torch.optim.AdamW(method.parameters(model), lr=config.lr, weight_decay=config.weight_decay)
     model.train(config.dropout)
     log = []
