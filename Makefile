@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# glibc settings that avoid page-fault storms on large short-lived tensors (ARCHITECTURE.md).
+# glibc settings that avoid page-fault storms on large short-lived tensors (docs/method.md §9).
 RUNENV := OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 DEMO_OUT ?= demo-out
 

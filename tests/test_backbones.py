@@ -16,13 +16,7 @@ N_LEVELS = len(VOCAB_SIZES)
 MAX_VOCAB = max(VOCAB_SIZES)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a thread pool; on a loaded 2-core machine it made this file 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from erasure_world import N_ITEMS, write_world
+from tests.helpers.erasure_world import N_ITEMS, write_world
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import resolve_concept

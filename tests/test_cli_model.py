@@ -5,22 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from tiny_run_inputs import write_tiny_inputs
+from tests.helpers.tiny_run_inputs import write_tiny_inputs
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.evaluation.evaluate import metrics_from_rankings
 from tracer.io import read_json
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from test_sids_cli import N_ITEMS, prepared  # noqa: F401  (fixture)
+from tests.helpers.sids_inputs import N_ITEMS
 from tracer.cli import main
 from tracer.data.sequences import SequenceData
 from tracer.errors import UserError
@@ -72,7 +72,7 @@ def test_too_small_a_training_split_is_a_user_error():
         collaborative_item_vectors(one_user)
 
 
-def test_sids_cli_builds_collaborative_sids(prepared, tmp_path, capsys):  # noqa: F811
+def test_sids_cli_builds_collaborative_sids(prepared, tmp_path, capsys):
     data, _ = prepared
     out = tmp_path / "sids-cf"
     assert main(["sids", str(data), "--encoder", "cf", "--out", str(out), "--codebook-size", "4"]) == 0

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from movielens_files import small_catalogue, write_atomic_dataset
+from tests.helpers.movielens_files import small_catalogue, write_atomic_dataset
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_table, concept_targets, resolve_concept

@@ -11,9 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_decoding import random_histories, random_sid_table
-from test_sasrec import cyclic_data, tiny_settings
-from tiny_run_inputs import write_tiny_inputs
+from tests.helpers.random_sids import random_histories, random_sid_table
+from tests.helpers.sasrec_data import cyclic_data, tiny_settings
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.io import read_json
@@ -30,14 +29,9 @@ from tracer.training.sasrec_train import train_sasrec
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    return write_tiny_inputs(tmp_path_factory.mktemp("tiny"))
-
-
 @pytest.mark.parametrize("backbone", ["causal", "tiger"])
-def test_training_loss_runs_in_bf16_and_stays_close_to_float32(inputs, backbone):
-    data_dir, sids_dir = inputs
+def test_training_loss_runs_in_bf16_and_stays_close_to_float32(tiny_inputs, backbone):
+    data_dir, sids_dir = tiny_inputs
     config = load_preset("tiny").replace(backbone=backbone)
     model = build_model(config, SidTable.load(sids_dir)).cuda().eval()  # eval: no dropout noise
     examples = TrainingExamples(build_sequences(load_dataset(data_dir)), model.batch_kind, 8)
@@ -49,9 +43,9 @@ def test_training_loss_runs_in_bf16_and_stays_close_to_float32(inputs, backbone)
     torch.testing.assert_close(bf16.float(), float32, rtol=3e-2, atol=0.0)
 
 
-def test_cuda_training_lowers_the_loss_and_saves_float32_weights(inputs, tmp_path):
+def test_cuda_training_lowers_the_loss_and_saves_float32_weights(tiny_inputs, tmp_path):
     config = load_preset("tiny").replace(max_epochs=4, patience=4, device="cuda")
-    summary = train_generative(config, *inputs, tmp_path / "run", show_progress=False)
+    summary = train_generative(config, *tiny_inputs, tmp_path / "run", show_progress=False)
     log = read_json(tmp_path / "run" / "train_log.json")
     assert log[-1]["loss"] < 0.8 * log[0]["loss"]
     assert summary["valid"]["all"]["recall@10"] > 10 / 24  # chance: 10 of 24 items

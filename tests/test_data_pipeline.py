@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from movielens_files import small_catalogue, write_atomic_dataset
+from tests.helpers.movielens_files import small_catalogue, write_atomic_dataset
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.pipeline import kcore_filter

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from tiny_run_inputs import write_tiny_inputs
+from tests.helpers.tiny_run_inputs import write_tiny_inputs
 from tracer.evaluation.evaluate import evaluate_model
 from tracer.io import read_json
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from tests.helpers.random_sids import random_histories, random_sid_table
 from tracer.evaluation.scoring_metrics import best_concept_rank, concept_mass
 from tracer.model.base import PAD_ITEM, GenerativeRecommender
 from tracer.model.decoding import beam_search, exact_score_users, exact_scores, pad_histories, recommend_top_k
@@ -48,18 +49,6 @@ class TinyRecommender(GenerativeRecommender):
         return torch.log_softmax(padded, dim=-1)
 
 
-def random_sid_table(n_items: int, level_vocab: list[int], seed: int) -> tuple[Tensor, list[int]]:
-    """Random codes over small vocabularies plus a dedup digit per colliding group."""
-    generator = torch.Generator().manual_seed(seed)
-    base = torch.stack([torch.randint(0, v, (n_items,), generator=generator) for v in level_vocab], dim=1)
-    seen: dict[tuple, int] = {}
-    dedup = []
-    for row in base.tolist():
-        dedup.append(seen.get(tuple(row), 0))
-        seen[tuple(row)] = dedup[-1] + 1
-    return torch.cat([base, torch.tensor(dedup)[:, None]], dim=1), list(level_vocab) + [max(dedup) + 1]
-
-
 def tiny_model(codes: Tensor, vocab_sizes: list[int], seed: int = 0) -> GenerativeRecommender:
     torch.manual_seed(seed)
     return TinyRecommender(codes, vocab_sizes).eval()
@@ -74,15 +63,6 @@ def registry_model(backbone: str):
 
 
 MODEL_FACTORIES = {"tiny": tiny_model, "causal": registry_model("causal"), "tiger": registry_model("tiger")}
-
-
-def random_histories(n_users: int, length: int, n_items: int, seed: int) -> Tensor:
-    """(n_users, length) random item indices, user u left-padded with u % length PAD_ITEMs."""
-    generator = torch.Generator().manual_seed(seed)
-    histories = torch.randint(0, n_items, (n_users, length), generator=generator)
-    for user in range(n_users):
-        histories[user, : user % length] = PAD_ITEM
-    return histories
 
 
 def exact_top(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from test_report import synthetic_results, write_results
+from tests.helpers.report_results import synthetic_results, write_results
 from tracer.reporting.html import CSP, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.helpers.sasrec_data import cyclic_data, tiny_settings
 from tracer.cli import main
 from tracer.data.sequences import SequenceData
 from tracer.errors import UserError
@@ -25,13 +26,7 @@ from tracer.training.sasrec_train import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: one thread avoids OpenMP spin-waits on a busy shared CPU (10x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(norm_first: bool = True, max_len: int = 12) -> SASRec:
@@ -88,44 +83,6 @@ def test_windows_use_every_training_target_once() -> None:
     for window_in, window_out in zip(inputs, targets, strict=True):  # inputs are the targets shifted by one
         keep = window_out != PAD_ITEM
         assert np.array_equal(window_in[keep][1:], window_out[keep][:-1])
-
-
-def cyclic_data(n_users: int = 48, n_items: int = 30, length: int = 14, seed: int = 0) -> SequenceData:
-    """next = f(previous) with f made of 5-cycles: every target has been seen in the history before."""
-    rng = np.random.default_rng(seed)
-    cycles = rng.permutation(n_items).reshape(-1, 5)
-    successor = np.empty(n_items, dtype=np.int64)
-    for cycle in cycles:
-        successor[cycle] = np.roll(cycle, -1)
-    sequences = []
-    for _ in range(n_users):
-        seq = [int(rng.integers(n_items))]
-        for _ in range(length - 1):
-            seq.append(int(successor[seq[-1]]))
-        sequences.append(np.array(seq, dtype=np.int64))
-    return SequenceData(
-        user_ids=np.array([f"u{u}" for u in range(n_users)]),
-        item_ids=np.array([f"i{i}" for i in range(n_items)]),
-        train_sequences=[seq[:-2] for seq in sequences],
-        valid_targets=np.array([seq[-2] for seq in sequences]),
-        test_targets=np.array([seq[-1] for seq in sequences]),
-    )
-
-
-def tiny_settings(**train) -> SASRecSettings:
-    return SASRecSettings.from_dict(
-        {
-            "model": {"hidden_size": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.1, "max_len": 8},
-            "train": {
-                "lr": 5e-3,
-                "batch_size": 16,
-                "max_epochs": 40,
-                "patience": 4,
-                "min_epochs": 1,
-                **train,
-            },
-        }
-    )
 
 
 @pytest.mark.parametrize("loss", ["ce", "bce"])

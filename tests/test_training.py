@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tiny_run_inputs import write_tiny_inputs
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.errors import UserError
@@ -22,24 +21,12 @@ from tracer.training.checkpointing import TrainingProgress, load_training_state,
 from tracer.training.config import TrainConfig, load_preset, preset_names
 from tracer.training.loop import build_model, learning_rate, make_optimizer, train, weight_average
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the machine is shared): restore afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    return write_tiny_inputs(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def sequences(inputs):
-    return build_sequences(load_dataset(inputs[0]))
+def sequences(tiny_inputs):
+    return build_sequences(load_dataset(tiny_inputs[0]))
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -147,17 +134,17 @@ def test_learning_rate_warms_up_then_decays_to_floor():
     assert all(a >= b for a, b in zip(rates[4:], rates[5:], strict=False))
 
 
-def test_weight_decay_only_on_matrices(inputs):
-    model = build_model(tiny_config(), SidTable.load(inputs[1]))
+def test_weight_decay_only_on_matrices(tiny_inputs):
+    model = build_model(tiny_config(), SidTable.load(tiny_inputs[1]))
     optimizer = make_optimizer(model, tiny_config(weight_decay=0.3))
     for group in optimizer.param_groups:
         assert all((p.dim() >= 2) == (group["weight_decay"] == 0.3) for p in group["params"])
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
 
 
-def test_training_state_round_trips(inputs, sequences, tmp_path):
+def test_training_state_round_trips(tiny_inputs, sequences, tmp_path):
     config = tiny_config()
-    sid_table = SidTable.load(inputs[1])
+    sid_table = SidTable.load(tiny_inputs[1])
     model = build_model(config, sid_table)
     optimizer = make_optimizer(model, config)
     batch = TrainingExamples(sequences, model.batch_kind, 8).batch(np.arange(5))
@@ -180,12 +167,12 @@ def test_training_state_round_trips(inputs, sequences, tmp_path):
 # The loop
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("backbone", "ema_decay"), [("causal", None), ("tiger", None), ("causal", 0.9)])
-def test_resume_equals_uninterrupted_run(inputs, tmp_path, backbone, ema_decay):
+def test_resume_equals_uninterrupted_run(tiny_inputs, tmp_path, backbone, ema_decay):
     config = tiny_config(backbone=backbone, max_epochs=3, patience=5, batch_size=32, ema_decay=ema_decay)
-    whole = train(config, *inputs, tmp_path / "whole", show_progress=False)
-    first = train(config, *inputs, tmp_path / "split", stop_after_epochs=1, show_progress=False)
+    whole = train(config, *tiny_inputs, tmp_path / "whole", show_progress=False)
+    first = train(config, *tiny_inputs, tmp_path / "split", stop_after_epochs=1, show_progress=False)
     assert (first["epochs"], first["finished"]) == (1, False)
-    resumed = train(config, *inputs, tmp_path / "split", resume=True, show_progress=False)
+    resumed = train(config, *tiny_inputs, tmp_path / "split", resume=True, show_progress=False)
     assert resumed["epochs"] == whole["epochs"] == 3
     final_whole = load_file(str(tmp_path / "whole" / "state" / "epoch-0003.safetensors"))
     final_split = load_file(str(tmp_path / "split" / "state" / "epoch-0003.safetensors"))
@@ -203,11 +190,11 @@ def test_resume_equals_uninterrupted_run(inputs, tmp_path, backbone, ema_decay):
     assert resumed["final_weights_sha256"] == whole["final_weights_sha256"] != first["final_weights_sha256"]
 
 
-def test_weight_average_is_the_exponential_average_of_the_steps_and_is_what_gets_kept(inputs, tmp_path):
+def test_weight_average_is_the_exponential_average_of_the_steps_and_is_what_gets_kept(tiny_inputs, tmp_path):
     """With ema_decay the kept model is decay-weighted over the steps; the raw weights are in state/."""
     decay = 0.7
     config = tiny_config(max_epochs=1, patience=1, batch_size=32, ema_decay=decay)
-    model = build_model(config, SidTable.load(inputs[1]))
+    model = build_model(config, SidTable.load(tiny_inputs[1]))
     averaged = weight_average(model, config)
     expected = None
     for _ in range(3):  # stand-in steps: new weights, then the update the loop makes
@@ -223,7 +210,7 @@ def test_weight_average_is_the_exponential_average_of_the_steps_and_is_what_gets
         torch.testing.assert_close(got, want)
     assert weight_average(model, dataclasses.replace(config, ema_decay=None)) is None
 
-    train(config, *inputs, tmp_path / "run", show_progress=False)
+    train(config, *tiny_inputs, tmp_path / "run", show_progress=False)
     state = load_file(str(tmp_path / "run" / "state" / "epoch-0001.safetensors"))
     kept = load_model(tmp_path / "run").state_dict()
     for name, value in kept.items():
@@ -237,8 +224,10 @@ def test_ema_decay_outside_the_unit_interval_is_a_user_error():
         tiny_config(ema_decay=1.0).validate()
 
 
-def test_training_lowers_the_loss(inputs, tmp_path):
-    summary = train(tiny_config(max_epochs=4, patience=4), *inputs, tmp_path / "run", show_progress=False)
+def test_training_lowers_the_loss(tiny_inputs, tmp_path):
+    summary = train(
+        tiny_config(max_epochs=4, patience=4), *tiny_inputs, tmp_path / "run", show_progress=False
+    )
     log = read_json(tmp_path / "run" / "train_log.json")
     assert len(log) == summary["epochs"] == 4
     assert log[-1]["loss"] < 0.8 * log[0]["loss"]
@@ -247,30 +236,30 @@ def test_training_lowers_the_loss(inputs, tmp_path):
     assert read_json(tmp_path / "run" / "metrics.json")["test"] == summary["test"]
 
 
-def test_rows_per_epoch_bounds_every_epoch_of_a_run(inputs, sequences, tmp_path):
+def test_rows_per_epoch_bounds_every_epoch_of_a_run(tiny_inputs, sequences, tmp_path):
     config = tiny_config(backbone="tiger", max_epochs=2, patience=2, batch_size=8, rows_per_epoch=20)
     assert len(sequences.training_targets()[0]) > 20
-    train(config, *inputs, tmp_path / "run", show_progress=False)
+    train(config, *tiny_inputs, tmp_path / "run", show_progress=False)
     assert [entry["targets"] for entry in read_json(tmp_path / "run" / "train_log.json")] == [20, 20]
 
 
-def test_early_stopping_keeps_the_best_epoch(inputs, tmp_path):
+def test_early_stopping_keeps_the_best_epoch(tiny_inputs, tmp_path):
     # a learning rate of ~0 never changes the ranking, so no epoch after the first improves
     summary = train(
-        tiny_config(lr=1e-12, max_epochs=10, patience=2), *inputs, tmp_path / "run", show_progress=False
+        tiny_config(lr=1e-12, max_epochs=10, patience=2), *tiny_inputs, tmp_path / "run", show_progress=False
     )
     assert summary["epochs"] == 3 and summary["best_epoch"] == 1 and summary["stopped_early"]
     assert read_json(tmp_path / "run" / "config.json")["best_epoch"] == 1
 
 
-def test_existing_out_dir_and_changed_config_are_refused(inputs, tmp_path):
+def test_existing_out_dir_and_changed_config_are_refused(tiny_inputs, tmp_path):
     config = tiny_config(max_epochs=1)
-    train(config, *inputs, tmp_path / "run", show_progress=False)
+    train(config, *tiny_inputs, tmp_path / "run", show_progress=False)
     with pytest.raises(UserError, match="already exists"):
-        train(config, *inputs, tmp_path / "run", show_progress=False)
+        train(config, *tiny_inputs, tmp_path / "run", show_progress=False)
     with pytest.raises(UserError, match=r"another config \(train\.lr differ"):
-        train(config.replace(lr=0.5), *inputs, tmp_path / "run", resume=True, show_progress=False)
-    again = train(config, *inputs, tmp_path / "run", overwrite=True, show_progress=False)
+        train(config.replace(lr=0.5), *tiny_inputs, tmp_path / "run", resume=True, show_progress=False)
+    again = train(config, *tiny_inputs, tmp_path / "run", overwrite=True, show_progress=False)
     assert again["epochs"] == 1
 
 

@@ -3,52 +3,19 @@ RMU moves forget activations towards its target."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from erasure_world import write_world
-from tracer.data.artifact import load_dataset
-from tracer.data.concepts import concept_targets, resolve_concept
-from tracer.data.sequences import build_sequences
-from tracer.evaluation.evaluate import load_model_artifact
-from tracer.unlearning.base import ErasureContext, build_config
-from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
+from tests.helpers.erasure_world import make_context
+from tracer.unlearning.base import build_config
+from tracer.unlearning.batches import TargetSampler, WindowSampler
 from tracer.unlearning.methods import method_class
 from tracer.unlearning.npo import npo_loss, simnpo_loss
 from tracer.unlearning.objectives import sid_log_prob, target_items
 from tracer.unlearning.rmu import block_hidden
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return write_world(tmp_path_factory.mktemp("world"))
-
-
-def make_context(world, needs_reference: bool):
-    dataset = load_dataset(world.data_dir)
-    model, table, model_config = load_model_artifact(world.model_dir)
-    sequences = build_sequences(dataset)
-    concept = resolve_concept(dataset, "Horror")
-    targets = concept_targets(sequences, concept)
-    reference = copy.deepcopy(model).requires_grad_(False) if needs_reference else None
-    context = ErasureContext(
-        data_dir=world.data_dir,
-        model_config=model_config,
-        sequences=sequences,
-        concept=concept,
-        targets=targets,
-        sid_table=table,
-        sids_dir=world.model_dir / "sids",
-        reference=reference,
-        device=torch.device("cpu"),
-    )
-    forget = TargetSampler(sequences, targets.forget_targets, 16, 8, seed=0).sample()
-    retain = TargetSampler(sequences, ~targets.forget_targets, 16, 8, seed=1).sample()
-    return model, context, ForgetRetainBatch(forget, retain)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ def evaluate_command(
     ),
 ) -> None:
     """Recall@K and NDCG@K on all users of a split; with a concept also the retain/forget/exposure
-    split, concept mass and rank, cost, and (with --retrain) the gaps to Retrain (METHOD.md section 6)."""
+    split, concept mass and rank, cost, and (with --retrain) the gaps to Retrain (docs/method.md §6)."""
     result = evaluate_model(model, data, split=split, concept_spec=concept, k_max=k_max, beam_width=beam,
                             batch_size=batch_size, device=device, rankings_out=rankings)  # fmt: skip
     if concept is not None:

@@ -1,4 +1,4 @@
-"""Concepts (METHOD.md section 3): a predicate on item metadata, resolved to items and target sets.
+"""Concepts (docs/method.md §3): a predicate on item metadata, resolved to items and target sets.
 
 A concept spec is one or more terms joined by ``;`` (their union):
 

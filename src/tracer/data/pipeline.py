@@ -1,4 +1,4 @@
-"""The shared preparation pipeline (METHOD.md section 2): validate, filter, order, split, write."""
+"""The shared preparation pipeline (docs/method.md §2): validate, filter, order, split, write."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-user item-index sequences and leave-one-out targets (METHOD.md section 2).
+"""Per-user item-index sequences and leave-one-out targets (docs/method.md §2).
 
 Items are indexed by their row in ``items.parquet``; users by their row in ``test.parquet``.
 """

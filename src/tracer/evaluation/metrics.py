@@ -1,4 +1,4 @@
-"""Ranking metrics as pure functions over ranked lists (METHOD.md section 6).
+"""Ranking metrics as pure functions over ranked lists (docs/method.md §6).
 
 A ranked list is an int array ``ranked`` of shape (U, K') holding item indices, best first; ``-1``
 marks an empty slot (fewer valid items than K') and always counts as a miss. Leave-one-out gives one

@@ -1,4 +1,4 @@
-"""Metrics on exact catalogue scores (METHOD.md section 6: concept mass and concept rank).
+"""Metrics on exact catalogue scores (docs/method.md §6.5-6.6: concept mass and concept rank).
 
 Both take ``scores`` (U, n_items): log p(item | history) from the exact scorer (numpy or torch; -inf for
 items a Filter trie removed) and ``concept_mask`` bool (n_items,), and return numpy arrays (U,).

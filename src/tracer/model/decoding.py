@@ -1,4 +1,4 @@
-"""Trie-constrained beam search and the exact catalogue scorer (METHOD.md section 1, step 4).
+"""Trie-constrained beam search and the exact catalogue scorer (docs/method.md §1.4).
 
 Both score an item by the model's own sequence log-probability: the sum over levels of
 log p(token_l | history, tokens_<l). There is no renormalisation over the tokens the trie allows, so the

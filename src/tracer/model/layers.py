@@ -1,4 +1,4 @@
-"""Transformer pieces shared by the ``tiger`` and ``causal`` backbones (METHOD.md section 1, step 3).
+"""Transformer pieces shared by the ``tiger`` and ``causal`` backbones (docs/method.md §1.3).
 
 Pre-norm blocks (LayerNorm: T5 uses RMSNorm, but torch's fused LayerNorm kernel is ~3x faster forward +
 backward on CPU) built from ``nn.Linear`` and

@@ -2,7 +2,7 @@
 
 Presets (values and where they come from):
 
-- ``tiger/paper``: the TIGER anchor of METHOD.md section 1 (Rajput et al. 2023: 4+4 layers, d_model 128,
+- ``tiger/paper``: the TIGER anchor of docs/method.md §1.3 (Rajput et al. 2023: 4+4 layers, d_model 128,
   6 heads x 64, d_ff 1024, dropout 0.1, histories of at most 20 items); as in T5, dropout also acts
   on the attention probabilities.
 - ``tiger/small``: a CPU-sized encoder-decoder (2+2 layers, d 128, 4 heads, d_ff 256, 50 items), with

@@ -1,6 +1,6 @@
 """SASRec: self-attentive sequential recommendation over item ids (Kang & McAuley, ICDM 2018).
 
-The item-id baseline a generative recommender has to beat (METHOD.md section 7). Input: an item
+The item-id baseline a generative recommender has to beat (docs/method.md §1.5). Input: an item
 embedding (scaled by sqrt(d), as in the paper) plus a learned positional embedding, then causal
 self-attention blocks (``nn.Linear`` + ``F.scaled_dot_product_attention``, pre- or post-norm, dropout),
 then a dot product of each hidden state with the whole item embedding table (tied input/output).

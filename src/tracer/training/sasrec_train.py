@@ -1,4 +1,4 @@
-"""Training and full-ranking evaluation of the SASRec baseline (METHOD.md sections 2 and 7).
+"""Training and full-ranking evaluation of the SASRec baseline (docs/method.md §1.5 and §2).
 
 Same leave-one-out split and metric functions as the generative models: every training sequence is cut
 into windows of ``max_len`` inputs (from the end, so every training target is used once per epoch), the

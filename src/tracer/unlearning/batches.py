@@ -1,4 +1,4 @@
-"""Forget and retain batches (METHOD.md section 3): examples drawn from D_f / D_r.
+"""Forget and retain batches (docs/method.md §3): examples drawn from D_f / D_r.
 
 For target backbones (tiger) both are (history, next item) examples (:class:`TargetSampler`). For
 sequence backbones (causal) the retain batch, and the forget batch when a method asks for it, are

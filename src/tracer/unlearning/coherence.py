@@ -1,4 +1,4 @@
-"""The coherence neighbours of TRACER (METHOD.md Eq. 9): for each concept item, its K_c nearest
+"""The coherence neighbours of TRACER (docs/method.md §4.4, Eq. 9): for each concept item, its K_c nearest
 non-concept items by cosine similarity of the frozen item vectors."""
 
 from __future__ import annotations

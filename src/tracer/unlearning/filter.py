@@ -1,4 +1,4 @@
-"""Filter: remove the concept's items from the decoding trie (METHOD.md section 3). No training:
+"""Filter: remove the concept's items from the decoding trie (docs/method.md §5). No training:
 exposure drops to zero, the model's concept mass does not move. Not erasure; a baseline."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gradient ascent on the forget set (GA) and gradient difference (GradDiff, METHOD.md section 5)."""
+"""Gradient ascent on the forget set (GA) and gradient difference (GradDiff, docs/method.md §5)."""
 
 from __future__ import annotations
 

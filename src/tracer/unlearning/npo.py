@@ -1,4 +1,4 @@
-"""Negative preference optimisation (NPO) and its reference-free variant SimNPO (METHOD.md section 5).
+"""Negative preference optimisation (NPO) and its reference-free variant SimNPO (docs/method.md §5).
 
 pi is the probability of the target item's whole SID sequence.
 """

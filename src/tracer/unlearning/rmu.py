@@ -1,4 +1,4 @@
-"""Representation misdirection (RMU, METHOD.md section 5): steer one block's hidden states on forget
+"""Representation misdirection (RMU, docs/method.md §5): steer one block's hidden states on forget
 inputs towards a fixed random direction, keep them at the frozen model's on retain inputs."""
 
 from __future__ import annotations

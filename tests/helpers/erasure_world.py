@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,14 +10,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from movielens_files import write_atomic_dataset
+from tests.helpers.movielens_files import write_atomic_dataset
 from tracer.cli import main
 from tracer.data.artifact import load_dataset
-from tracer.evaluation.evaluate import save_model_artifact
+from tracer.data.concepts import concept_targets, resolve_concept
+from tracer.data.sequences import build_sequences
+from tracer.evaluation.evaluate import load_model_artifact, save_model_artifact
 from tracer.model.registry import model_from_preset
 from tracer.semantic_ids.quantization import Tokenization, residual_quantize, save_tokenization
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.config import load_preset
+from tracer.unlearning.base import ErasureContext
+from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler
 
 N_ITEMS = 24
 HORROR = set(range(0, 24, 4))  # items 1, 5, 9, ... (index 0, 4, 8, ...) are Horror
@@ -65,3 +70,27 @@ def write_world(root: Path, backbone: str = "causal", seed: int = 0) -> World:
     for name in ("tokenizer.safetensors", "item_vectors.npy"):
         shutil.copy2(sids_dir / name, model_dir / "sids" / name)
     return World(data_dir=data_dir, sids_dir=sids_dir, model_dir=model_dir, sid_table=table)
+
+
+def make_context(world: World, needs_reference: bool):
+    """(model, erasure context, one forget/retain batch of 16 examples each) of ``world``'s Horror."""
+    dataset = load_dataset(world.data_dir)
+    model, table, model_config = load_model_artifact(world.model_dir)
+    sequences = build_sequences(dataset)
+    concept = resolve_concept(dataset, "Horror")
+    targets = concept_targets(sequences, concept)
+    reference = copy.deepcopy(model).requires_grad_(False) if needs_reference else None
+    context = ErasureContext(
+        data_dir=world.data_dir,
+        model_config=model_config,
+        sequences=sequences,
+        concept=concept,
+        targets=targets,
+        sid_table=table,
+        sids_dir=world.model_dir / "sids",
+        reference=reference,
+        device=torch.device("cpu"),
+    )
+    forget = TargetSampler(sequences, targets.forget_targets, 16, 8, seed=0).sample()
+    retain = TargetSampler(sequences, ~targets.forget_targets, 16, 8, seed=1).sample()
+    return model, context, ForgetRetainBatch(forget, retain)

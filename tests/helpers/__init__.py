@@ -1,0 +1,1 @@
+"""Shared builders of tiny test worlds (fixtures that use them live in ``tests/conftest.py``)."""
