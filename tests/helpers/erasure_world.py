@@ -15,7 +15,7 @@ from tracer.cli import main
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
-from tracer.evaluation.evaluate import load_model_artifact, save_model_artifact
+from tracer.model.artifact import load_model_artifact, save_model_artifact
 from tracer.model.registry import model_from_preset
 from tracer.semantic_ids.quantization import Tokenization, residual_quantize, save_tokenization
 from tracer.semantic_ids.sid_table import SidTable
