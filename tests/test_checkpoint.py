@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from tracer.errors import UserError
 from tracer.model.base import PAD_ITEM
@@ -74,12 +75,43 @@ def test_corrupt_or_missing_files_raise_user_errors_naming_the_folder(model, tmp
         load_model(folder)
 
 
-def test_weights_that_do_not_fit_the_config_raise_a_user_error(model, tmp_path):
+def edit_config(folder, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["model"].update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def strip_config_hash(folder) -> None:
+    """Rewrite the weights without metadata: a model saved before the config hash existed."""
+    weights = folder / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights))
+
+
+@pytest.mark.parametrize("change", [{"d_model": 16}, {"n_heads": 4}, {"dropout": 0.3}])
+def test_an_edited_architecture_is_refused(model, tmp_path, change):
+    """config.json is bound to the weights by a hash: even an edit that keeps every tensor shape
+    (n_heads, which silently changed the recommendations) is refused."""
     save_model(tmp_path, model)
-    config = json.loads((tmp_path / "config.json").read_text())
-    config["model"]["d_model"] = 16
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    edit_config(tmp_path, **change)
+    with pytest.raises(UserError, match="config.json was edited"):
+        load_model(tmp_path)
+
+
+def test_models_saved_before_the_hash_still_load_and_shapes_are_still_checked(model, tmp_path):
+    save_model(tmp_path, model)
+    strip_config_hash(tmp_path)
+    assert state_dict_sha256(load_model(tmp_path)) == state_dict_sha256(model)
+    edit_config(tmp_path, d_model=16)
     with pytest.raises(UserError, match="does not match"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(model, tmp_path, value):
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = value
+    save_model(tmp_path, model)
+    with pytest.raises(UserError, match="NaN or infinite"):
         load_model(tmp_path)
 
 

@@ -10,6 +10,7 @@ from tracer.distributed import resolve_device
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure, format_headline
 from tracer.evaluation.evaluate import evaluate_model, format_metrics_table
 from tracer.io import write_json
+from tracer.outputs import check_file_output
 
 
 def evaluate_command(
@@ -31,9 +32,14 @@ def evaluate_command(
     mass_users: int = typer.Option(
         200, "--mass-users", min=1, help="With --concept: users sampled for concept mass and rank."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --out/--rankings files."),
 ) -> None:
     """Recall@K and NDCG@K on all users of a split; with a concept also the retain/forget/exposure
     split, concept mass and rank, cost, and (with --retrain) the gaps to Retrain (docs/method.md §6)."""
+    inputs = {"model": model, "dataset": data, **({} if retrain is None else {"Retrain model": retrain})}
+    for path in (out, rankings):
+        if path is not None:
+            check_file_output(path, overwrite, inputs)
     result = evaluate_model(model, data, split=split, concept_spec=concept, k_max=k_max, beam_width=beam,
                             batch_size=batch_size, device=device, rankings_out=rankings)  # fmt: skip
     if concept is not None:

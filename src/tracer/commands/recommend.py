@@ -20,11 +20,11 @@ def recommend_command(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Users decoded together."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
     out: Path = typer.Option(..., "--out", help="Parquet file: user_id, rank (1..k), item_id, score."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Top-k items of every user by trie-constrained beam search (every item a real catalogue item)."""
-    frame = recommend(
-        model, data, split=split, k=k, beam_width=beam, batch_size=batch_size, device=device, out=out
-    )
+    frame = recommend(model, data, split=split, k=k, beam_width=beam, batch_size=batch_size, device=device,
+                      out=out, overwrite=overwrite)  # fmt: skip
     typer.echo(f"{frame['user_id'].nunique():,} users x {k} items -> {out}")
 
 

@@ -23,11 +23,13 @@ from tracer.distributed import DistContext, gather_rows, resolve_device, shard
 from tracer.errors import UserError
 from tracer.evaluation.metrics import DEFAULT_KS, summarize_ranking
 from tracer.io import write_json, write_parquet
-from tracer.model.base import GenerativeRecommender
 from tracer.model.artifact import artifact_manifest, check_item_alignment, load_model_artifact
+from tracer.model.base import GenerativeRecommender
 from tracer.model.decoding import recommend_top_k
+from tracer.outputs import check_file_output
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.trie import PrefixTrie
+
 
 def decoding_trie(folder: str | Path, sid_table: SidTable) -> PrefixTrie:
     """The artifact's trie for beam search: without the items a Filter erasure excluded."""
@@ -52,11 +54,14 @@ def rank_histories(
     """Beam-search top-k of every history -> items (U, k) int64, scores (U, k) float32.
 
     With a distributed ``context`` each rank decodes its shard and every rank gets all rows back.
+    UserError when a score is NaN or +inf (a model that overflows): no such ranking goes out.
     """
     model.eval()
     if context is None or not context.distributed:
-        return recommend_top_k(
-            model, trie, histories, k, beam_width, batch_size, max_history, device, progress=False
+        return _finite_scores(
+            *recommend_top_k(
+                model, trie, histories, k, beam_width, batch_size, max_history, device, progress=False
+            )
         )
     rows = shard(np.arange(len(histories)), context)
     items, scores = recommend_top_k(
@@ -71,7 +76,16 @@ def rank_histories(
         progress=False,
     )
     total = len(histories)
-    return gather_rows(items, rows, total, context), gather_rows(scores, rows, total, context)
+    return _finite_scores(gather_rows(items, rows, total, context), gather_rows(scores, rows, total, context))
+
+
+def _finite_scores(items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores are log-probabilities (<= 0; -inf marks an empty slot): NaN or +inf means a broken model."""
+    if np.isnan(scores).any() or np.isposinf(scores).any():
+        raise UserError(
+            "the model scores items as NaN or infinite: its weights overflow; use a healthy model"
+        )
+    return items, scores
 
 
 @dataclass
@@ -133,6 +147,10 @@ def rank_split(
 ) -> Ranking:
     """Beam-search top-k of every user of ``split`` (history = everything before its target)."""
     split = _checked_split(split)
+    if k > sid_table.n_items:
+        raise UserError(
+            f"k={k} exceeds the catalogue's {sid_table.n_items} items: pass at most {sid_table.n_items}"
+        )
     beam_width = beam_width or max(20, k)
     if beam_width < k:
         raise UserError(f"beam width {beam_width} is below k={k}: pass a beam of at least k")
@@ -161,11 +179,15 @@ def recommend(
     batch_size: int = 256,
     device: str = "auto",
     out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Top-k recommendations of every user of ``split``; written to ``out`` (Parquet) when given."""
+    """Top-k recommendations of every user of ``split``; written to ``out`` (Parquet) when given
+    (:func:`tracer.outputs.check_file_output`, before any work: an existing file only with ``overwrite``)."""
     _checked_split(split)
     if k < 1:
         raise UserError(f"k must be >= 1, got {k}")
+    if out is not None:
+        check_file_output(Path(out), overwrite, {"model": Path(model_dir), "dataset": Path(data_dir)})
     model, sid_table, _, _, data, device = _load_for_ranking(model_dir, data_dir, device)
     trie = decoding_trie(model_dir, sid_table)
     ranking = rank_split(model, sid_table, data, split, k, beam_width, batch_size, device, trie)

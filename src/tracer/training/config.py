@@ -24,6 +24,7 @@ import yaml
 from tracer.errors import UserError
 from tracer.io import atomic_path
 from tracer.resources import config_dir
+from tracer.typed_config import check_ranges, load_config, read_yaml, setting
 
 BACKBONES = ("causal", "tiger")
 SECTIONS = ("backbone", "model", "train")
@@ -51,50 +52,29 @@ class TrainConfig:
     backbone: str = "causal"
     model_preset: str = "small"
     model_overrides: dict = field(default_factory=dict)
-    seed: int = 0
-    batch_size: int = 128
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.98
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
-    max_epochs: int = 50
-    patience: int = 3
-    max_history: int | None = None
-    rows_per_epoch: int | None = None
-    eval_users: int | None = None
-    eval_beam_width: int = 20
-    eval_batch_size: int = 256
-    ema_decay: float | None = None
+    seed: int = setting(0, ge=0)
+    batch_size: int = setting(128, ge=1)
+    lr: float = setting(2e-3, gt=0)
+    min_lr_ratio: float = setting(0.05, ge=0, le=1)
+    weight_decay: float = setting(0.01, ge=0)
+    beta1: float = setting(0.9, ge=0, lt=1)
+    beta2: float = setting(0.98, ge=0, lt=1)
+    warmup_steps: int = setting(100, ge=0)
+    grad_clip: float = setting(1.0, ge=0)
+    max_epochs: int = setting(50, ge=1)
+    patience: int = setting(3, ge=1)
+    max_history: int | None = setting(None, ge=1)
+    rows_per_epoch: int | None = setting(None, ge=1)
+    eval_users: int | None = setting(None, ge=1)
+    eval_beam_width: int = setting(20, ge=10)  # validation ranks the top 10
+    eval_batch_size: int = setting(256, ge=1)
+    ema_decay: float | None = setting(None, gt=0, lt=1)
     device: str = "auto"
 
-    def validate(self) -> None:
+    def validate(self, source: str = "train config") -> None:
         if self.backbone not in BACKBONES:
             raise UserError(f"unknown backbone {self.backbone!r}: choose one of {', '.join(BACKBONES)}")
-        positive = ("batch_size", "max_epochs", "patience", "eval_beam_width", "eval_batch_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UserError(f"train.{name} must be >= 1, got {getattr(self, name)}: fix the preset")
-        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
-            raise UserError("train.lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0: fix the preset")
-        if self.max_history is not None and self.max_history < 1:
-            raise UserError(f"train.max_history must be null or >= 1, got {self.max_history}: fix the preset")
-        if self.rows_per_epoch is not None and self.rows_per_epoch < 1:
-            raise UserError(
-                f"train.rows_per_epoch must be null or >= 1, got {self.rows_per_epoch}: fix the preset"
-            )
-        if self.eval_users is not None and self.eval_users < 1:
-            raise UserError(f"train.eval_users must be null or >= 1, got {self.eval_users}: fix the preset")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise UserError(
-                f"train.ema_decay must be null or within (0, 1), got {self.ema_decay}: fix the preset"
-            )
-        if self.eval_beam_width < 10:
-            raise UserError(
-                "train.eval_beam_width must be >= 10 (validation ranks the top 10): fix the preset"
-            )
+        check_ranges(self, source)
 
     def to_dict(self) -> dict:
         """The preset-file form (three sections)."""
@@ -122,13 +102,17 @@ class TrainConfig:
         bad = sorted(set(train) - set(allowed))
         if bad:
             raise UserError(f"{source}: unknown train key(s) {', '.join(bad)}; allowed: {', '.join(allowed)}")
-        config = cls(
-            backbone=str(raw.get("backbone", cls.backbone)),
-            model_preset=str(model.pop("preset", cls.model_preset)),
-            model_overrides=model,
-            **train,
+        config = load_config(
+            cls,
+            {
+                "backbone": str(raw.get("backbone", cls.backbone)),
+                "model_preset": str(model.pop("preset", cls.model_preset)),
+                "model_overrides": model,
+                **train,
+            },
+            f"{source}: train",
         )
-        config.validate()
+        config.validate(source)
         return config
 
     def replace(self, **changes) -> TrainConfig:
@@ -153,12 +137,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise UserError(f"{path} is not valid YAML ({error}): fix the file") from None
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(read_yaml(path, "preset file"), source=str(path))
 
 
 _MODEL_FIELDS = ("backbone", "model_preset", "model_overrides")

@@ -52,10 +52,12 @@ from tracer.model.artifact import (
     check_item_alignment,
     load_model_artifact,
     save_model_artifact,
+    written_by_tracer,
 )
 from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import state_dict_sha256
 from tracer.model.registry import model_from_preset
+from tracer.outputs import check_apart, check_writable
 from tracer.semantic_ids.build import VECTORS_FILE
 from tracer.semantic_ids.quantization import TOKENIZER_FILE
 from tracer.semantic_ids.sid_table import SidTable
@@ -166,9 +168,13 @@ def validate(
 
 
 def _prepare_out_dir(
-    out_dir: Path, config: TrainConfig, sid_table: SidTable, resume: bool, overwrite: bool
+    out_dir: Path, config: TrainConfig, sid_table: SidTable, resume: bool, overwrite: bool, inputs: dict
 ) -> None:
-    """Refuse, clear or reuse ``out_dir`` (rank 0 only)."""
+    """Refuse, clear or reuse ``out_dir`` (rank 0 only); never an input, inside one or around one, and
+    --overwrite clears only a run folder (:func:`tracer.model.artifact.written_by_tracer`)."""
+    check_apart(out_dir, inputs)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file: give a folder")
     if resume and has_training_state(out_dir):
         changed = TrainConfig.load(out_dir / TRAIN_CONFIG_FILE).differences(config)
         if changed:
@@ -183,7 +189,13 @@ def _prepare_out_dir(
             raise UserError(
                 f"output folder {out_dir} already exists: pass --resume, --overwrite or another --out"
             )
+        if not written_by_tracer(out_dir):
+            raise UserError(
+                f"--overwrite replaces only a folder written by tracer, and {out_dir} is not one: "
+                "choose another --out"
+            )
         shutil.rmtree(out_dir)
+    check_writable(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save(out_dir / TRAIN_CONFIG_FILE)
     sid_table.save(out_dir / "sids")
@@ -248,7 +260,12 @@ def _train_epoch(
             shown = float(loss_sum) * context.world_size / targets_done  # this rank's mean, as an estimate
             bar.set_postfix(loss=f"{shown:.3f}", targets_s=f"{rate:,.0f}")
     seconds = time.perf_counter() - start
-    total_loss = all_reduce_sum([float(loss_sum)], context)[0]
+    total_loss = all_reduce_sum([float(loss_sum)], context)[0]  # the epoch's one sync of the loss
+    if not math.isfinite(total_loss):
+        raise UserError(
+            f"training diverged in epoch {progress.epoch + 1} (loss {total_loss}): that epoch was not saved; "
+            "lower train.lr (or check the data)"
+        )
     return {
         "loss": total_loss / max(targets_done, 1),
         "targets": targets_done,
@@ -318,7 +335,8 @@ def _train(
     refusal = None
     if context.is_main:
         try:
-            _prepare_out_dir(out_dir, config, sid_table, resume, overwrite)
+            inputs = {"dataset": data_dir, "SID table": sids_dir}
+            _prepare_out_dir(out_dir, config, sid_table, resume, overwrite, inputs)
             copy_tokenizer_state(sids_dir, out_dir)
         except UserError as error:
             refusal = error
@@ -343,8 +361,13 @@ def _train(
     while not progress.finished:
         _reseed(config.seed, progress.epoch, context.rank)
         entry = {"epoch": progress.epoch + 1}
-        entry.update(_train_epoch(loss_module, model, optimizer, averaged, examples, config, progress,
-                                  total_steps, context, show_progress))  # fmt: skip
+        try:
+            entry.update(_train_epoch(loss_module, model, optimizer, averaged, examples, config, progress,
+                                      total_steps, context, show_progress))  # fmt: skip
+        except UserError:
+            if context.is_main and progress.epoch == 0 and not resuming:
+                shutil.rmtree(out_dir, ignore_errors=True)  # diverged before any epoch: leave no run folder
+            raise
         eval_start = time.perf_counter()
         evaluated.eval()
         entry.update(validate(evaluated, trie, data, valid_users, config, context))
