@@ -3,7 +3,6 @@ titles, a popularity skew, a sequential signal, and a small world that runs thro
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -132,4 +131,4 @@ def test_a_small_world_runs_through_every_stage(world, tmp_path, monkeypatch):
     attack = tmp_path / "attack.json"
     assert main(["attack", str(erased), "--data", str(world), "--concept", "Horror", "--steps", "2",
                  "--examples", "4", "--out", str(attack)]) == 0  # fmt: skip
-    assert 0 <= json.loads(attack.read_text())["exposure@10_after"] <= 1
+    assert read_json(attack)["concept"] == "Horror"
