@@ -129,6 +129,6 @@ def test_a_small_world_runs_through_every_stage(world, tmp_path, monkeypatch):
     assert main([*evaluate, "--out", str(metrics)]) == 0
     assert "headline" in read_json(metrics)
     attack = tmp_path / "attack.json"
-    assert main(["attack", str(erased), "--data", str(world), "--concept", "Horror", "--steps", "2",
-                 "--examples", "4", "--out", str(attack)]) == 0  # fmt: skip
+    assert main(["attack", str(erased), "--data", str(world), "--concept", "Horror", "--attacks",
+                 "relearning", "--steps", "2", "--examples", "4", "--out", str(attack)]) == 0  # fmt: skip
     assert read_json(attack)["concept"] == "Horror"
