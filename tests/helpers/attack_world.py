@@ -1,8 +1,8 @@
 """A world with a planted concept for the attack tests, and its trained parent and Retrain.
 
 220 items: 20 concept items ("Horror") and 200 retain items. Half of the retain items are *triggers*,
-picked at random: after a trigger the next item is a concept item with probability 0.9; after any other
-item it is a uniformly random retain item. The parent must map the trigger set onto "a concept item
+picked at random: after a trigger the next item is a concept item with probability 0.9 (the other rules
+are in :func:`planted_sequences`). The parent must map the trigger set onto "a concept item
 comes next", which a linear probe can read from its user representation. The trigger set is an
 arbitrary half of 200 items and the tiny model is 32-d, so a model that never trained on concept targets
 (Retrain) has no reason to, and no room to, represent it linearly. Concept items share their first
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from tracer import resources
 from tracer.cli import main
 from tracer.data.pipeline import PrepareConfig, write_prepared
 from tracer.data.raw import RawData
@@ -35,19 +37,22 @@ class AttackWorld:
 
 
 def planted_sequences(n_users: int, length: int, rng: np.random.Generator) -> list[list[int]]:
-    """Item indices (concept items first) per user, following the trigger rule above."""
-    triggers = set(
-        rng.choice(np.arange(N_CONCEPT, N_CONCEPT + N_RETAIN), N_RETAIN // 2, replace=False).tolist()
-    )
+    """Item indices (concept items first) per user: after a trigger a concept item with probability 0.9;
+    after a concept item a random retain item; after any other retain item the next retain item in a
+    fixed chain with probability 0.8 (so retain quality can be learnt), else a random retain item."""
+    retain = np.arange(N_CONCEPT, N_CONCEPT + N_RETAIN)
+    triggers = set(rng.choice(retain, N_RETAIN // 2, replace=False).tolist())
     users = []
     for _ in range(n_users):
-        item = int(rng.integers(N_CONCEPT, N_CONCEPT + N_RETAIN))
+        item = int(rng.choice(retain))
         walk = [item]
         for _ in range(length - 1):
             if item in triggers and rng.random() < 0.9:
                 item = int(rng.integers(N_CONCEPT))
+            elif item >= N_CONCEPT and rng.random() < 0.8:
+                item = N_CONCEPT + (item - N_CONCEPT + 1) % N_RETAIN
             else:
-                item = int(rng.integers(N_CONCEPT, N_CONCEPT + N_RETAIN))
+                item = int(rng.choice(retain))
             walk.append(item)
         users.append(walk)
     return users
@@ -98,23 +103,28 @@ def write_planted_sids(data_dir: Path, sids_dir: Path, seed: int = 0) -> None:
 
 
 def write_attack_world(root: Path, seed: int = 0) -> AttackWorld:
-    """Data, SIDs, a trained parent and its Retrain (a few seconds each on one thread)."""
+    """Data, SIDs, a parent trained 12 epochs (the tiny preset without early stopping) and its Retrain."""
     data_dir = write_planted_data(root, seed)
     sids_dir = root / "sids"
     write_planted_sids(data_dir, sids_dir, seed)
+    preset = yaml.safe_load(resources.config_file("tiny.yaml").read_text())
+    preset["train"].update(max_epochs=12, patience=12)
+    (root / "preset.yaml").write_text(yaml.safe_dump(preset))
     parent, retrain = root / "parent", root / "retrain"
-    train = [
-        "train",
-        str(data_dir),
-        str(sids_dir),
-        "--preset",
-        "tiny",
-        "--max-epochs",
-        "12",
-        "--out",
-        str(parent),
-    ]
-    assert main(train) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data_dir),
+                str(sids_dir),
+                "--preset",
+                str(root / "preset.yaml"),
+                "--out",
+                str(parent),
+            ]
+        )
+        == 0
+    )
     erase = ["erase", str(parent), "--data", str(data_dir), "--concept", CONCEPT, "--method", "retrain"]
     assert main([*erase, "--out", str(retrain)]) == 0
     return AttackWorld(data_dir=data_dir, parent_dir=parent, retrain_dir=retrain)
