@@ -10,6 +10,7 @@ import yaml
 
 from tracer.attacks.suite import ATTACKS, AttackSuiteConfig, format_attack_summary, run_attack_suite
 from tracer.errors import UserError
+from tracer.evaluation.erasure import ErasureEvalConfig
 from tracer.io import write_json
 from tracer.unlearning.runner import EraseRequest, erase
 from tracer.unlearning.sweep import SweepRequest, run_sweep
@@ -97,6 +98,7 @@ def attack_command(
     parent: Path | None = typer.Option(
         None, "--parent", help="Restore-codes: the parent model folder (default: the manifest's)."
     ),
+    split: str = typer.Option("test", "--split", help="Users measured: test, or valid for tuning."),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Write the result as JSON here."),
     device: str = typer.Option("cpu", "--device"),
@@ -112,7 +114,10 @@ def attack_command(
         probe_targets=probe_targets,
         seed=seed,
     )
-    result = run_attack_suite(model, data, concept, config, device=device, parent_dir=parent)
+    if split not in ("test", "valid"):
+        raise UserError(f"--split must be test or valid, got {split!r}")
+    evaluation = ErasureEvalConfig(split=split)
+    result = run_attack_suite(model, data, concept, config, evaluation, device=device, parent_dir=parent)
     if out is not None:
         write_json(out, result)
     typer.echo(format_attack_summary({str(model): result["summary"]}))
