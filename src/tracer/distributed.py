@@ -47,7 +47,9 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r}: pass cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; pass --device cpu (or auto)")
+        raise UserError(
+            f"--device {name}: CUDA is not available on this machine; pass --device cpu (or auto)"
+        )
     return device
 
 

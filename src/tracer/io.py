@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,8 +46,10 @@ def read_json(path: str | Path) -> Any:
 
 
 _KINDS = {
-    "string": lambda column: isinstance(column.dtype, pd.StringDtype)
-    or (column.dtype == object and column.map(type).eq(str).all()),
+    "string": lambda column: (
+        isinstance(column.dtype, pd.StringDtype)
+        or (column.dtype == object and column.map(type).eq(str).all())
+    ),
     "integer": pd.api.types.is_integer_dtype,
     "list": lambda column: column.dtype == object and column.map(lambda v: hasattr(v, "__len__")).all(),
 }
@@ -109,33 +110,3 @@ def sha256_tree(folder: str | Path) -> str:
         digest.update(str(file.relative_to(folder)).encode())
         digest.update(sha256_file(file).encode())
     return digest.hexdigest()
-
-
-@contextmanager
-def staged_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
-    """Build an output folder in a hidden staging folder and move it into place at the end.
-
-    Refuses an existing ``out`` unless ``overwrite``; on any failure nothing is left at ``out``
-    (and an overwritten folder keeps its old contents).
-    """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"output folder {out} already exists: choose another --out or pass --overwrite")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output path {out} exists and is not a folder: choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the usual permissions
-    try:
-        yield stage
-        if out.exists():
-            backup = out.parent / f".{out.name}.old"
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(out, backup)
-            os.replace(stage, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(stage, out)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)

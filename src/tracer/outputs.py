@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 MODEL_MARKER = "model.safetensors"  # a folder holding it is a model folder: no file output goes inside
+SIGNATURES = (  # file sets only this tool writes together: SID table, training run, SASRec run
+    ("sid_table.json",),
+    ("train_config.yaml",),
+    ("config.json", "metrics.json", "recs_test.parquet"),
+)
+
+
+def written_by_tracer(folder: Path) -> bool:
+    """Whether ``folder`` is one this tool wrote (only those may be replaced by ``--overwrite``): a
+    prepared dataset or an erased model (``manifest.json`` naming ``tracer_version``), a SID table
+    (``sid_table.json``), a training run (``train_config.yaml``) or a SASRec run."""
+    if any(all((folder / name).is_file() for name in names) for names in SIGNATURES):
+        return True
+    try:
+        return "tracer_version" in json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def check_apart(out: Path, inputs: dict[str, Path]) -> None:
@@ -33,7 +52,9 @@ def check_apart(out: Path, inputs: dict[str, Path]) -> None:
     for role, path in inputs.items():
         source = Path(os.path.realpath(path))
         if target == source:
-            raise UserError(f"--out {out} is the {role} {path}: the {role} is never modified; choose another --out")
+            raise UserError(
+                f"--out {out} is the {role} {path}: the {role} is never modified; choose another --out"
+            )
         if source in target.parents:
             raise UserError(f"--out {out} lies inside the {role} {path}: choose a folder outside it")
         if target in source.parents:
@@ -41,12 +62,19 @@ def check_apart(out: Path, inputs: dict[str, Path]) -> None:
 
 
 def check_writable(out: Path) -> None:
-    """Refuse a destination whose nearest existing folder cannot be written (read-only, no permission)."""
+    """Refuse a destination whose nearest existing folder cannot be written (a read-only filesystem, no
+    permission): a temporary file is created and removed there, so root is not fooled by permissions."""
     existing = Path(os.path.abspath(out)).parent
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {out}: {existing} is not a writable folder; choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserError(
+            f"cannot write {out}: {existing} is not a writable folder ({error.strerror}); "
+            "choose another --out"
+        ) from None
 
 
 def check_file_output(out: Path, overwrite: bool, inputs: dict[str, Path]) -> None:
@@ -65,41 +93,59 @@ def check_file_output(out: Path, overwrite: bool, inputs: dict[str, Path]) -> No
 
 @contextmanager
 def claim_folder(
-    out: Path, overwrite: bool, inputs: dict[str, Path], replaceable: Callable[[Path], bool]
+    out: str | Path,
+    overwrite: bool,
+    inputs: dict[str, Path],
+    replaceable: Callable[[Path], bool] = written_by_tracer,
 ) -> Iterator[Path]:
     """Claim ``out`` and yield an empty staging folder; on success it replaces ``out`` (renamed).
 
     Refused before any work: ``out`` next to or around an input (:func:`check_apart`), an existing
     ``out`` without ``overwrite`` or one that ``replaceable`` does not recognise as this tool's, an
-    unwritable parent, or another writer holding the claim. On failure nothing is left at ``out`` and a
-    replaced folder keeps its old contents.
+    unwritable parent, or another writer holding the claim. On failure nothing is left (not even the
+    parent folders this call created) and a replaced folder keeps its old contents.
     """
+    out = Path(out)
     check_apart(out, inputs)
     _check_replaceable(out, overwrite, replaceable)
     check_writable(out)
+    created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
     stage = out.parent / f".{out.name}.partial"
     backup = out.parent / f".{out.name}.old"
-    handle = _lock(lock, out)
+    try:
+        handle = _lock(lock, out)
+    except UserError:
+        _remove_empty(created)
+        raise
     try:
         _recover(out, stage, backup)
         _check_replaceable(out, overwrite, replaceable)  # a writer may have finished meanwhile
         stage.mkdir()
         os.chmod(stage, 0o777 & ~_UMASK)
-        try:
-            yield stage
-            if out.exists():
-                os.replace(out, backup)
-                os.replace(stage, out)
-                shutil.rmtree(backup)
-            else:
-                os.replace(stage, out)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        yield stage
+        if out.exists():
+            os.replace(out, backup)
+            os.replace(stage, out)
+            shutil.rmtree(backup)
+        else:
+            os.replace(stage, out)
+        created = []
     finally:
+        shutil.rmtree(stage, ignore_errors=True)
         lock.unlink(missing_ok=True)
         os.close(handle)
+        _remove_empty(created)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed call created (deepest first), as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _check_replaceable(out: Path, overwrite: bool, replaceable: Callable[[Path], bool]) -> None:
@@ -109,17 +155,20 @@ def _check_replaceable(out: Path, overwrite: bool, replaceable: Callable[[Path],
         raise UserError(f"output folder {out} already exists: choose another --out or pass --overwrite")
     if not out.is_dir() or out.is_symlink() or not replaceable(out):
         raise UserError(
-            f"--overwrite replaces only a folder written by tracer, and {out} is not one: choose another --out"
+            f"--overwrite replaces only a folder written by tracer, and {out} is not one: "
+            "choose another --out"
         )
 
 
 def _lock(lock: Path, out: Path) -> int:
     """An exclusive, non-blocking ``flock`` on ``lock`` (created if needed) -> its descriptor."""
-    busy = UserError(f"another tracer command is writing {out}: wait for it to finish or choose another --out")
+    busy = UserError(
+        f"another tracer command is writing {out}: wait for it to finish or choose another --out"
+    )
     try:
         handle = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
     except OSError as error:
-        raise UserError(f"cannot write next to {out} ({error.strerror}): choose another --out") from None
+        raise UserError(f"cannot write next to {out} ({error.strerror}); choose another --out") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if os.fstat(handle).st_ino != os.stat(lock).st_ino:  # the holder finished and removed it

@@ -30,7 +30,9 @@ _BOUNDS = {"gt": (lambda v, b: v > b, ">"), "ge": (lambda v, b: v >= b, ">="),
            "lt": (lambda v, b: v < b, "<"), "le": (lambda v, b: v <= b, "<=")}  # fmt: skip
 
 
-def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks
+) -> Any:
     """A dataclass field with range checks: ``gt``/``ge``/``lt``/``le`` (numbers; ``None`` is always
     allowed for optional fields) and ``choices`` (a tuple of allowed values)."""
     unknown = set(checks) - {*_BOUNDS, "choices"}

@@ -13,7 +13,8 @@ import tracer
 from tracer.data import artifact
 from tracer.data.raw import RawData
 from tracer.errors import UserError
-from tracer.io import sha256_file, staged_output_dir, write_json, write_parquet
+from tracer.io import sha256_file, write_json, write_parquet
+from tracer.outputs import claim_folder
 
 MIN_USER_INTERACTIONS = 3  # train + valid + test
 
@@ -132,7 +133,8 @@ def write_prepared(raw: RawData, config: PrepareConfig, out: str | Path, overwri
         "tracer_version": tracer.__version__,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    with staged_output_dir(out, overwrite) as stage:
+    inputs = {f"input {Path(path).name}": Path(path) for path in raw.sources}
+    with claim_folder(out, overwrite, inputs) as stage:
         write_parquet(stage / artifact.ITEMS, prepared.items)
         write_parquet(stage / artifact.INTERACTIONS, prepared.interactions)
         write_parquet(stage / artifact.VALID, prepared.valid)

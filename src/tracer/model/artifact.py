@@ -69,17 +69,6 @@ def artifact_manifest(folder: str | Path) -> dict:
     return read_json(path) if path.is_file() else {}
 
 
-def written_by_tracer(folder: Path) -> bool:
-    """Whether ``folder`` is a model folder this tool wrote: a training run (``train_config.yaml``) or
-    an erased model (``manifest.json`` with its ``chain``). Only those may be replaced by --overwrite."""
-    if (folder / TRAIN_CONFIG_FILE).is_file():
-        return True
-    try:
-        return "chain" in read_json(folder / MANIFEST_FILE)
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 def check_item_alignment(sid_table: SidTable, item_ids: np.ndarray, model_name: str, data_name: str) -> None:
     """The SID table must list the dataset's items in the same order (item index = row)."""
     if len(sid_table.item_ids) != len(item_ids):

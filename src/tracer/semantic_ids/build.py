@@ -1,6 +1,6 @@
 """The semantic-ID stage: prepared dataset -> item vectors -> tokenizer -> SID table + statistics.
 
-Output folder (written atomically with :func:`tracer.io.staged_output_dir`):
+Output folder (claimed and written atomically with :func:`tracer.outputs.claim_folder`):
 ``sids.parquet`` + ``sid_table.json`` (:class:`SidTable`), ``tokenizer.safetensors`` (codes, codebooks,
 residuals), ``item_vectors.npy`` (the frozen item vectors, float32 (n_items, d), used by TRACER's
 nearest neighbours) and ``stats.json``.
@@ -18,7 +18,8 @@ import numpy as np
 from tracer.data.artifact import Dataset, load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.errors import UserError
-from tracer.io import atomic_path, read_json, staged_output_dir, write_json
+from tracer.io import atomic_path, read_json, write_json
+from tracer.outputs import claim_folder
 from tracer.semantic_ids.collaborative import collaborative_item_vectors, sequential_item_vectors
 from tracer.semantic_ids.encoders import ENCODERS, embed_texts, item_texts, load_item_vectors
 from tracer.semantic_ids.quantization import Tokenization, default_codebook_size, save_tokenization
@@ -110,7 +111,7 @@ def build_sids(
     clock = time.perf_counter()
     dataset = load_dataset(data)
     seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
-    with staged_output_dir(out, overwrite) as stage:
+    with claim_folder(out, overwrite, {"dataset": Path(data)}) as stage:
         vectors = item_vectors(dataset, config, progress)
         seconds["embed"], clock = time.perf_counter() - clock, time.perf_counter()
         tokenization = tokenize(vectors, config, progress)

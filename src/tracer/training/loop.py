@@ -52,12 +52,11 @@ from tracer.model.artifact import (
     check_item_alignment,
     load_model_artifact,
     save_model_artifact,
-    written_by_tracer,
 )
 from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import state_dict_sha256
 from tracer.model.registry import model_from_preset
-from tracer.outputs import check_apart, check_writable
+from tracer.outputs import check_apart, check_writable, written_by_tracer
 from tracer.semantic_ids.build import VECTORS_FILE
 from tracer.semantic_ids.quantization import TOKENIZER_FILE
 from tracer.semantic_ids.sid_table import SidTable
@@ -171,7 +170,7 @@ def _prepare_out_dir(
     out_dir: Path, config: TrainConfig, sid_table: SidTable, resume: bool, overwrite: bool, inputs: dict
 ) -> None:
     """Refuse, clear or reuse ``out_dir`` (rank 0 only); never an input, inside one or around one, and
-    --overwrite clears only a run folder (:func:`tracer.model.artifact.written_by_tracer`)."""
+    --overwrite clears only a folder this tool wrote (:func:`tracer.outputs.written_by_tracer`)."""
     check_apart(out_dir, inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file: give a folder")

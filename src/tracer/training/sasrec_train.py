@@ -26,9 +26,10 @@ from tracer.data.artifact import load_dataset
 from tracer.data.sequences import SequenceData, Split, build_sequences
 from tracer.errors import UserError
 from tracer.evaluation.metrics import ndcg_at_k, recall_at_k
-from tracer.io import staged_output_dir, write_json, write_parquet
+from tracer.io import write_json, write_parquet
 from tracer.model.base import PAD_ITEM
 from tracer.model.sasrec import SASRec, SASRecConfig, left_pad, save_sasrec
+from tracer.outputs import claim_folder
 
 METRIC_KS = (5, 10, 20)
 TOP_K = max(METRIC_KS)
@@ -338,7 +339,7 @@ def run_sasrec(
     ``recs_test.parquet`` (user_id, rank, item_id, score) into ``out``.
     """
     settings = SASRecSettings.from_yaml(config) if config is not None else SASRecSettings()
-    with staged_output_dir(out, overwrite) as stage:
+    with claim_folder(out, overwrite, {"dataset": Path(data_dir)}) as stage:
         data = build_sequences(load_dataset(data_dir))
         device = default_device()
         result = train_sasrec(data, settings, seed=seed, device=device, progress=progress)

@@ -23,7 +23,7 @@ from tracer.data.sequences import build_sequences
 from tracer.distributed import resolve_device
 from tracer.errors import UserError
 from tracer.io import read_json, sha256_tree, write_json
-from tracer.model.artifact import check_item_alignment, load_model_artifact, written_by_tracer
+from tracer.model.artifact import check_item_alignment, load_model_artifact
 from tracer.model.checkpoint import check_finite, save_model
 from tracer.outputs import claim_folder
 from tracer.resources import config_file
@@ -139,7 +139,7 @@ def erase(request: EraseRequest) -> dict:
     config = build_config(method_class(request.method), load_settings(request))
     device = resolve_device(request.device)
     inputs = {"parent model": request.model_dir, "dataset": request.data_dir}
-    with claim_folder(request.out, request.overwrite, inputs, written_by_tracer) as stage:
+    with claim_folder(request.out, request.overwrite, inputs) as stage:
         return _erase(request, config, device, started, stage)
 
 
