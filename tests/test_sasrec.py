@@ -128,6 +128,7 @@ def test_saved_model_reloads_to_identical_scores(tmp_path: Path) -> None:
 
 def test_config_file_holds_the_defaults_and_unknown_keys_fail(tmp_path: Path) -> None:
     assert SASRecSettings.from_yaml(REPO / "configs" / "sasrec.yaml").to_dict() == SASRecSettings().to_dict()
+    assert SASRecSettings.from_yaml(REPO / "configs" / "sasrec-ml-1m-h200.yaml").model.max_len == 200
     with pytest.raises(UserError, match="hidden"):
         SASRecSettings.from_dict({"model": {"hidden": 64}})
     with pytest.raises(UserError, match="divisible"):
