@@ -9,9 +9,9 @@ parent: Filter ranks retain items exactly as the parent does, so every slot wher
 is a change TRACER's training made to the retain ranking). For the users whose held-out item is not in
 the concept it prints: both models' NDCG@10, the mean top-10 overlap, and, over the items MODEL adds to
 a list (in its top-10, not in REFERENCE's) and drops from it, the share that are among the
-``--neighbours`` nearest retain items of some concept item (the coherence set P(i_T) of docs/method.md §4.4 (Eq. 9),
-by cosine of the model's frozen item vectors), next to that set's share of the catalogue. Rankings are
-cached as Parquet under ``--cache`` so reruns are instant.
+``--neighbours`` nearest retain items of some concept item (the coherence set P(i_T) of Eq. 9,
+docs/method.md §4.4, by cosine of the model's frozen item vectors), next to that set's share of the
+catalogue. Rankings are cached as Parquet under ``--cache`` so reruns are instant.
 """
 
 from __future__ import annotations

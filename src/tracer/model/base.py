@@ -6,9 +6,10 @@ model as item indices; their tokens come from the SID table held as the buffer `
 
 Token embeddings: one table per level (``level_embeddings[l]`` of shape (vocab_sizes[l], d_model)).
 An item's level-l input embedding is ``level_embeddings[l][codes[item, l]]`` unless *soft codes* are set
-for it (TRACER, docs/method.md §4.2, Eq. 6): then it is the mixture ``sum_k q[item, l, k] * level_embeddings[l][k]``,
-in histories and in the teacher-forced decoder input alike. Everything that embeds items goes through
-:meth:`GenerativeRecommender.item_token_embeddings`, so soft codes apply everywhere automatically.
+for it (TRACER, docs/method.md §4.2, Eq. 6): then it is the mixture
+``sum_k q[item, l, k] * level_embeddings[l][k]``, in histories and in the teacher-forced decoder input
+alike. Everything that embeds items goes through :meth:`GenerativeRecommender.item_token_embeddings`,
+so soft codes apply everywhere automatically.
 
 Log-probabilities are returned padded to ``max_vocab = max(vocab_sizes)`` with ``-inf`` beyond each
 level's own vocabulary.

@@ -1,4 +1,4 @@
-"""Residual quantisation helpers shared by both tokenizers and by TRACER (docs/method.md §1.2 and §4.2, Eq. 5/6).
+"""Residual quantisation helpers shared by both tokenizers and by TRACER (docs/method.md §1.2, §4.2).
 
 One distance rule decides every code in the project, so that stored codes, the k-means assignment and
 the argmax of the soft assignment at ``phi = 0`` always agree exactly:

@@ -36,10 +36,11 @@ from tracer.unlearning.objectives import (
 
 @dataclass
 class TracerConfig(EraseConfig):
-    """docs/method.md §4 (defaults in §4.8, extensions in §8). ``reassign`` False freezes phi at 0 (ablation); ``use_mask`` False
-    drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept target's level-l label is q_phi
-    (expected log-likelihood) rather than its stored code. ``forget_floor`` (nats, None = Eq. 8 as
-    written): a forget target whose SID log-likelihood is already below it stops contributing to L_F,
+    """docs/method.md §4 (defaults in §4.8, extensions in §8). ``reassign`` False freezes phi at 0
+    (ablation); ``use_mask`` False drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept
+    target's level-l label is q_phi (expected log-likelihood) rather than its stored code.
+    ``forget_floor`` (nats, None = Eq. 8 as written): a forget target whose SID log-likelihood is
+    already below it stops contributing to L_F,
     which is otherwise unbounded below (an extension, measured in BENCHMARKS.md). ``retain_kl``: weight
     of an added KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10
     as written; an extension, measured in BENCHMARKS.md). ``kl_without_concept``: the KL anchor's target is
