@@ -12,11 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from benchmarks.gpu_erasure_summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from gpu_erasure_summary import summarize  # noqa: E402
 
 STAGES = ["parent", "retrain", "tracer", "npo"]
 STAGES += [f"{kind}-{method}" for kind in ("eval", "attack") for method in ("tracer", "npo", "retrain")]
