@@ -3,14 +3,13 @@ catalogue mass, and the scoring metrics on hand-computed values."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmarks import reference_decoding as reference
 from torch import Tensor, nn
 
 from tests.helpers.random_sids import random_histories, random_sid_table
@@ -19,11 +18,6 @@ from tracer.model.base import PAD_ITEM, GenerativeRecommender
 from tracer.model.decoding import beam_search, exact_score_users, exact_scores, pad_histories, recommend_top_k
 from tracer.model.registry import model_from_preset
 from tracer.semantic_ids.trie import PrefixTrie
-
-_REFERENCE_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_decoding.py"
-_spec = importlib.util.spec_from_file_location("reference_decoding", _REFERENCE_PATH)
-reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reference)
 
 
 class TinyRecommender(GenerativeRecommender):

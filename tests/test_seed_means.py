@@ -1,16 +1,11 @@
 """benchmarks/seed_means.py: per-model means over seeds from run folders of both kinds."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "seed_means.py"
-_spec = importlib.util.spec_from_file_location("seed_means", _PATH)
-seed_means = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(seed_means)
+from benchmarks import seed_means
 
 
 def _split(ndcg10: float) -> dict[str, float]:
