@@ -81,4 +81,3 @@ def check_item_alignment(sid_table: SidTable, item_ids: np.ndarray, model_name: 
             f"{model_name} lists other items (or another order) than {data_name}: "
             "use the dataset the SIDs/model were built from"
         )
-
