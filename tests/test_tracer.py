@@ -115,8 +115,9 @@ def test_phi_learns_where_the_assignment_is_soft(world):
 
 def test_frozen_phi_ablation_never_moves(world):
     cls = method_class("tracer-no-reassign")
-    model, context, batch = make_context(world, False)
-    method = cls(build_config(cls, {"tau": 2.0}), context)
+    config = build_config(cls, {"tau": 2.0})
+    model, context, batch = make_context(world, cls.wants_reference(config))
+    method = cls(config, context)
     method.setup(model)
     method.step(model, batch, torch.optim.AdamW(model.parameters(), lr=1e-3))
     assert float(method.phi.detach().abs().sum()) == 0.0
@@ -147,8 +148,8 @@ def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     (Eq. 10-11), and theta gets dL/dtheta of the whole objective, both computed here independently
     with autograd.grad on a copy of the model."""
     model, method, batch = tracer_method(
-        world, tau=2.0, lr_phi=0.5, lambda1=0.7, lambda2=0.3, grad_clip=float("inf")
-    )
+        world, tau=2.0, lr_phi=0.5, lambda1=0.7, lambda2=0.3, grad_clip=float("inf"), retain_kl=0.0
+    )  # Eq. 10 as written: no added retain KL
     twin = copy.deepcopy(model)
     config = method.config
     q = method.assignment()
@@ -260,10 +261,10 @@ def test_retain_kl_vanishes_at_the_parent_and_pulls_back_towards_it(world):
 @pytest.mark.parametrize("dropout", [True, False])
 def test_dropout_switch_decides_whether_the_kl_starts_at_zero(world, dropout):
     """With ``dropout`` False the erasure steps run in eval mode, so while the weights still equal the
-    parent's (lr 0) the KL-to-parent term is 0; with dropout active the same weights already give a
-    positive KL, a pull away from the parent that the anchor should not have."""
+    parent's (lr 1e-12: lr must be > 0) the KL-to-parent term is 0; with dropout active the same weights
+    already give a positive KL, a pull away from the parent that the anchor should not have."""
     model, method, _ = tracer_method(
-        world, retain_kl=3.0, lr=0.0, lambda1=0.0, steps=3, tau=1e-6, dropout=dropout
+        world, retain_kl=3.0, lr=1e-12, lambda1=0.0, steps=3, tau=1e-6, dropout=dropout
     )
     log = run_steps(method, model, method.context, method.config)
     divergences = [entry["retain_kl"] for entry in log]

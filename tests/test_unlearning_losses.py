@@ -31,8 +31,9 @@ from tracer.unlearning.rmu import block_hidden
 def test_one_step_lowers_forget_likelihood(world, name, settings):
     """The forget term alone (retain weight 0; TRACER with all its terms) lowers log p(forget SIDs)."""
     cls = method_class(name)
-    model, context, batch = make_context(world, cls.needs_reference)
-    method = cls(build_config(cls, settings), context)
+    config = build_config(cls, settings)  # the method's YAML settings (TRACER's include a retain KL)
+    model, context, batch = make_context(world, cls.wants_reference(config))
+    method = cls(config, context)
     method.setup(model)
     model.eval()  # no dropout: the change comes from the update alone
     with torch.no_grad():

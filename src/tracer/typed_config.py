@@ -34,8 +34,9 @@ def setting(
     default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING, **checks
 ) -> Any:
     """A dataclass field with range checks: ``gt``/``ge``/``lt``/``le`` (numbers; ``None`` is always
-    allowed for optional fields) and ``choices`` (a tuple of allowed values)."""
-    unknown = set(checks) - {*_BOUNDS, "choices"}
+    allowed for optional fields), ``choices`` (a tuple of allowed values) and ``infinite=True`` (a float
+    that may be ``.inf``, e.g. "no limit"; NaN is never allowed)."""
+    unknown = set(checks) - {*_BOUNDS, "choices", "infinite"}
     if unknown:
         raise TypeError(f"unknown check(s) {sorted(unknown)}")
     return dataclasses.field(default=default, default_factory=default_factory, metadata=checks)
@@ -69,7 +70,10 @@ def load_config(cls: type[T], values: Any, source: str) -> T:
     if missing:
         raise UserError(f"{source}: missing key(s) {', '.join(missing)}")
     hints = typing.get_type_hints(cls)
-    typed = {key: _convert(value, hints[key], f"{source}: {key}") for key, value in values.items()}
+    typed = {
+        key: _convert(value, hints[key], f"{source}: {key}", fields[key].metadata.get("infinite", False))
+        for key, value in values.items()
+    }
     config = cls(**typed)
     check_ranges(config, source)
     return config
@@ -94,7 +98,7 @@ def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _convert(value: Any, hint: Any, where: str) -> Any:
+def _convert(value: Any, hint: Any, where: str, infinite: bool = False) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -103,7 +107,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         errors = []
         for option in options:
             try:
-                return _convert(value, option, where)
+                return _convert(value, option, where, infinite)
             except UserError as error:
                 errors.append(error)
         raise errors[0]
@@ -114,7 +118,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             return value
         raise UserError(f"{where} must be true or false, got {value!r}")
     if hint in (int, float):
-        return _number(value, hint, where)
+        return _number(value, hint, where, infinite)
     if hint is str:
         if isinstance(value, str):
             return value
@@ -132,14 +136,14 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _number(value: Any, kind: type, where: str) -> int | float:
+def _number(value: Any, kind: type, where: str, infinite: bool = False) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise UserError(f"{where} must be a number, got {value!r}")
     try:
         number = float(value)
     except ValueError:
         raise UserError(f"{where} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
+    if math.isnan(number) or (math.isinf(number) and not (infinite and kind is float and number > 0)):
         raise UserError(f"{where} must be a finite number, got {value!r}")
     if kind is int:
         if not number.is_integer():

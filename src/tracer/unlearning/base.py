@@ -1,13 +1,14 @@
 """One interface for every erasure method; :mod:`tracer.unlearning.methods` maps names to methods.
 
 A method is a small class that overrides :meth:`UnlearningMethod.loss` over a ``{forget, retain}``
-batch (the open-unlearning pattern); its hyperparameters are a dataclass whose defaults live in
-``configs/unlearning/<name>.yaml``. Methods that need more than one joint backward per step (TRACER)
-override :meth:`UnlearningMethod.step`.
+batch (the open-unlearning pattern); its hyperparameters are a dataclass without defaults: they live
+only in ``configs/unlearning/<name>.yaml`` (:func:`method_settings`). Methods that need more than one
+joint backward per step (TRACER) override :meth:`UnlearningMethod.step`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ from torch import Tensor
 
 from tracer.data.concepts import Concept, ConceptTargets
 from tracer.data.sequences import SequenceData
+from tracer.errors import UserError
 from tracer.model.base import GenerativeRecommender
+from tracer.resources import config_file
 from tracer.semantic_ids.sid_table import SidTable
-from tracer.typed_config import load_config, setting
+from tracer.typed_config import load_config, read_yaml, setting
 from tracer.unlearning.batches import ForgetRetainBatch
 
 
@@ -34,16 +37,16 @@ class EraseConfig:
     active during the erasure steps (False runs them in eval mode, so that a KL to the frozen parent is
     exactly 0 at the parent's weights)."""
 
-    steps: int = setting(200, ge=1)
-    lr: float = setting(1e-4, gt=0)
-    weight_decay: float = setting(0.0, ge=0)
-    batch_size: int = setting(64, ge=1)
-    retain_windows: int = setting(8, ge=1)
-    forget_windows: int = setting(0, ge=0)
-    grad_clip: float = setting(1.0, gt=0)
-    max_history: int = setting(50, ge=1)
-    dropout: bool = True
-    seed: int = setting(0, ge=0)
+    steps: int = setting(ge=1)
+    lr: float = setting(gt=0)
+    weight_decay: float = setting(ge=0)
+    batch_size: int = setting(ge=1)
+    retain_windows: int = setting(ge=1)
+    forget_windows: int = setting(ge=0)
+    grad_clip: float = setting(gt=0, infinite=True)  # .inf: no clipping
+    max_history: int = setting(ge=1)
+    dropout: bool
+    seed: int = setting(ge=0)
 
 
 @dataclass
@@ -68,7 +71,6 @@ class UnlearningMethod(ABC):
     config_class: ClassVar[type[EraseConfig]] = EraseConfig
     needs_reference: ClassVar[bool] = False
     trains: ClassVar[bool] = True
-    ablates: ClassVar[str | None] = None  # an ablation reads this method's config file first
 
     def __init__(self, config: EraseConfig, context: ErasureContext) -> None:
         self.config = config
@@ -106,7 +108,33 @@ class UnlearningMethod(ABC):
         return sid_table, {}
 
 
+def method_settings(name: str, config_class: type[EraseConfig], _seen: tuple[str, ...] = ()) -> dict:
+    """The settings of method ``name``: ``configs/unlearning/<name>.yaml`` on top of the file it names
+    as ``base`` (``erase`` for the shared settings; ``tracer`` for TRACER's ablations), recursively.
+    Unknown keys are refused naming the file."""
+    path = config_file("unlearning", f"{name}.yaml")
+    raw = read_yaml(path, f"config file of method {name!r}")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must be a mapping of setting: value")
+    raw = dict(raw)
+    base = raw.pop("base", None)
+    known = [f.name for f in dataclasses.fields(config_class)]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
+    if base in (*_seen, name):
+        raise UserError(f"{path}: base {base!r} makes a loop ({' -> '.join((*_seen, name, base))})")
+    settings = method_settings(base, config_class, (*_seen, name)) if base else {}
+    return {**settings, **raw}
+
+
 def build_config(cls: type[UnlearningMethod], values: dict, source: str | None = None) -> EraseConfig:
-    """The method's config from a dict (:func:`tracer.typed_config.load_config`: unknown keys, types and
-    ranges are UserErrors naming the key and ``source``)."""
-    return load_config(cls.config_class, values, source or f"settings of method {cls.name!r}")
+    """The method's config: its YAML settings (:func:`method_settings`, the one source of its defaults)
+    overridden by ``values``; unknown keys, types and ranges are UserErrors naming the key and
+    ``source`` (:func:`tracer.typed_config.load_config`)."""
+    source = source or f"settings of method {cls.name!r}"
+    if not isinstance(values, dict):
+        raise UserError(f"{source} must be a mapping of setting: value, got {type(values).__name__}")
+    return load_config(cls.config_class, {**method_settings(cls.name, cls.config_class), **values}, source)

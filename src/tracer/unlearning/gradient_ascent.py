@@ -24,9 +24,9 @@ class GradDiffConfig(EraseConfig):
     """``gamma`` weighs the forget ascent, ``alpha`` the retain term; ``retain_loss``: ``nll`` or ``kl``
     (KL from the original model's token distributions on retain examples)."""
 
-    gamma: float = 1.0
-    alpha: float = 1.0
-    retain_loss: str = "nll"
+    gamma: float
+    alpha: float
+    retain_loss: str
 
 
 class GradDiff(UnlearningMethod):

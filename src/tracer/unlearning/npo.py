@@ -28,8 +28,8 @@ def simnpo_loss(log_pi: Tensor, length: int, beta: float, delta: float) -> Tenso
 
 @dataclass
 class NPOConfig(EraseConfig):
-    beta: float = 0.1
-    alpha: float = 1.0  # weight of the retain NLL
+    beta: float
+    alpha: float  # weight of the retain NLL
 
 
 class NPO(UnlearningMethod):
@@ -52,9 +52,9 @@ class NPO(UnlearningMethod):
 
 @dataclass
 class SimNPOConfig(EraseConfig):
-    beta: float = 3.5
-    delta: float = 0.0
-    alpha: float = 1.0
+    beta: float
+    delta: float
+    alpha: float
 
 
 class SimNPO(UnlearningMethod):

@@ -22,9 +22,9 @@ class RMUConfig(EraseConfig):
     ``steering_scale``: c = steering_scale x the mean hidden-state norm of the frozen model there.
     ``alpha``: weight of the retain term."""
 
-    layer: int = -1
-    steering_scale: float = 4.0
-    alpha: float = 10.0
+    layer: int
+    steering_scale: float
+    alpha: float
 
 
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:

@@ -26,15 +26,13 @@ from tracer.io import read_json, sha256_tree, write_json
 from tracer.model.artifact import check_item_alignment, load_model_artifact
 from tracer.model.checkpoint import check_finite, save_model
 from tracer.outputs import claim_folder
-from tracer.resources import config_file
 from tracer.typed_config import read_yaml
-from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config
+from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config, method_settings
 from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 from tracer.unlearning.methods import method_class
 
 MANIFEST = "manifest.json"
 SID_FOLDER = "sids"
-CONFIG_FOLDER = config_file("unlearning")
 
 
 @dataclass(frozen=True)
@@ -52,23 +50,18 @@ class EraseRequest:
 
 
 def method_defaults(method: str) -> dict:
-    """Defaults of ``method`` from ``configs/unlearning/<method>.yaml`` (empty when there is none),
-    on top of the file of the method it ablates, if any (``tracer-no-mask`` reads ``tracer.yaml``)."""
-    settings = {}
-    for name in (method_class(method).ablates, method):
-        path = CONFIG_FOLDER / f"{name}.yaml"
-        if name and path.is_file():
-            settings.update(read_yaml(path) or {})
-    return settings
+    """The settings of ``configs/unlearning/<method>.yaml``, with those of the files it names as base."""
+    cls = method_class(method)
+    return method_settings(cls.name, cls.config_class)
 
 
 def load_settings(request: EraseRequest) -> dict:
-    """The method's settings: its YAML defaults, then ``--config``, ``--set`` and ``--seed``; each layer
-    is checked on its own, so that an error names the file (or flag) it came from."""
+    """Overrides of the method's YAML settings: ``--config``, ``--set`` and ``--seed``. Each layer is
+    checked on its own (:func:`build_config`), so that an error names the file or flag it came from."""
     cls = method_class(request.method)
-    layers = [(f"configs/unlearning/{request.method}.yaml", method_defaults(request.method))]
+    layers = [(f"configs/unlearning/{request.method}.yaml", {})]
     if request.config_file is not None:
-        layers.append((str(request.config_file), read_yaml(request.config_file)))
+        layers.append((str(request.config_file), read_yaml(request.config_file) or {}))
     layers.append((f"--set of method {request.method}", request.overrides or {}))
     layers.append(("--seed", {} if request.seed is None else {"seed": request.seed}))
     settings = {}
