@@ -125,3 +125,15 @@ def test_suite_config_reads_a_single_number_as_a_one_point_curve():
     config = AttackSuiteConfig(examples=64, steps=50)
     assert config.relearning.examples == (64,) and config.relearning.steps == (50,)
     assert np.isclose(config.lr, RelearningConfig.lr)
+
+
+def test_evaluate_adds_the_attack_suite_to_its_json(world, tmp_path):
+    world, root = world
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", str(root / "tracer"), "--data", str(world.data_dir), "--out", str(out)]
+    assert main([*args, "--attacks", "restore_codes"]) == 2  # no concept named
+    assert not out.exists()
+    assert main([*args, "--concept", CONCEPT, "--attacks", "restore_codes,probe"]) == 0
+    summary = json.loads(out.read_text())["attacks"]["summary"]
+    assert summary["restore_exposure@10"] is not None and summary["probe_auc"] is not None
+    assert summary["attack_exposure@10"] is None  # relearning was not asked for

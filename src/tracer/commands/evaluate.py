@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from tracer.attacks.suite import ATTACKS, AttackSuiteConfig, format_attack_summary, run_attack_suite
 from tracer.distributed import resolve_device
+from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure, format_headline
 from tracer.evaluation.evaluate import evaluate_model, format_metrics_table
 from tracer.io import write_json
@@ -33,9 +35,16 @@ def evaluate_command(
         200, "--mass-users", min=1, help="With --concept: users sampled for concept mass and rank."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --out/--rankings files."),
+    attacks: str | None = typer.Option(
+        None,
+        "--attacks",
+        help=f"With --concept: also run these attacks at their defaults ({', '.join(ATTACKS)}).",
+    ),
 ) -> None:
     """Recall@K and NDCG@K on all users of a split; with a concept also the retain/forget/exposure
     split, concept mass and rank, cost, and (with --retrain) the gaps to Retrain (docs/method.md §6)."""
+    if attacks is not None and concept is None:
+        raise UserError("--attacks needs --concept: name the erased concept")
     inputs = {"model": model, "dataset": data, **({} if retrain is None else {"Retrain model": retrain})}
     for path in (out, rankings):
         if path is not None:
@@ -51,6 +60,9 @@ def evaluate_command(
         result.update({key: erasure[key] for key in ("concept_scores", "cost", "headline")})
         if "vs_retrain" in erasure:
             result["vs_retrain"] = erasure["vs_retrain"]
+        if attacks is not None:
+            suite = AttackSuiteConfig(attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()))
+            result["attacks"] = run_attack_suite(model, data, concept, suite, settings, where)
     write_json(out, result)
     typer.echo(format_metrics_table(result))
     if concept is not None:
@@ -59,6 +71,8 @@ def evaluate_command(
             typer.echo(
                 ", ".join(f"{k} {v:.4f}" for k, v in result["vs_retrain"].items() if isinstance(v, float))
             )
+        if "attacks" in result:
+            typer.echo(format_attack_summary({str(model): result["attacks"]["summary"]}))
     typer.echo(f"-> {out}")
 
 
