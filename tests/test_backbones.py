@@ -7,7 +7,7 @@ import torch
 
 from tracer.errors import UserError
 from tracer.model.base import PAD_ITEM, SoftCodes
-from tracer.model.registry import BACKBONES, PRESETS, build_model, model_from_preset
+from tracer.model.registry import BACKBONES, build_model, model_from_preset, model_presets
 from tracer.model.tiger import relative_position_bucket
 
 N_ITEMS = 30
@@ -267,7 +267,7 @@ def test_relative_buckets_are_exact_near_logarithmic_far_and_split_by_direction(
 
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_config_dict_rebuilds_the_same_architecture(backbone, codes):
-    for preset in PRESETS[backbone]:
+    for preset in model_presets(backbone):
         model = model_from_preset(backbone, preset, codes, VOCAB_SIZES)
         rebuilt = build_model(backbone, codes, VOCAB_SIZES, **model.config_dict())
         assert rebuilt.config == model.config

@@ -4,8 +4,8 @@ Every config of the project is a dataclass loaded by :func:`load_config`, which
 
 - refuses unknown keys, naming them, the valid ones and the file;
 - converts each value to its field's annotated type (``int``, ``float``, ``bool``, ``str``, ``X | None``,
-  ``list``/``tuple`` of those, ``dict``, a nested config dataclass); YAML reads ``1e-4`` (no dot) as a
-  string, so numeric strings count as numbers; a float must be finite;
+  ``list``/``tuple`` of those (a single value is a list of one), ``dict``, a nested config dataclass);
+  YAML reads ``1e-4`` (no dot) as a string, so numeric strings count as numbers; a float must be finite;
 - checks the ranges a field declares with :func:`setting` (``gt``, ``ge``, ``le``, ``lt``, ``choices``).
 
 Every failure is a :class:`tracer.errors.UserError` (one line, exit 2) that names the key and the file.
@@ -124,6 +124,8 @@ def _convert(value: Any, hint: Any, where: str, infinite: bool = False) -> Any:
             return value
         raise UserError(f"{where} must be a string, got {value!r}")
     if origin in (list, tuple) or hint in (list, tuple):
+        if isinstance(value, (str, int, float)):
+            value = [value]  # a single value is a list of one
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{where} must be a list, got {value!r}")
         item = args[0] if args else Any
@@ -132,6 +134,8 @@ def _convert(value: Any, hint: Any, where: str, infinite: bool = False) -> Any:
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
             raise UserError(f"{where} must be a mapping, got {value!r}")
+        if len(args) == 2:
+            return {key: _convert(item, args[1], f"{where}.{key}") for key, item in value.items()}
         return dict(value)
     return value
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from tracer.data.raw import RawData
 from tracer.errors import UserError
+from tracer.typed_config import load_config, read_yaml
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 SNIFFED_DELIMITERS = (",", "\t", ";", "|")
@@ -73,22 +73,7 @@ class TabularColumns:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TabularColumns:
         """Read the column settings from a YAML mapping; unknown keys are an error."""
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"columns file not found: {path}: pass a YAML file mapping settings to columns")
-        try:
-            settings = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            reason = " ".join(str(error).split())
-            raise UserError(f"cannot parse {path} as YAML ({reason}): fix its syntax") from None
-        if not isinstance(settings, dict):
-            kind = type(settings).__name__
-            raise UserError(f"{path} must hold a YAML mapping like 'user: uid', got {kind}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(str(key) for key in settings if key not in known)
-        if unknown:
-            raise UserError(f"{path} has unknown keys {unknown}: the known keys are {', '.join(known)}")
-        return cls(**settings)
+        return load_config(cls, read_yaml(path, "columns file") or {}, str(path))
 
 
 def load_tabular(interactions_path: str | Path, items_path: str | Path, columns: TabularColumns) -> RawData:

@@ -1,17 +1,7 @@
 """Build a generative backbone by name, from keyword arguments or a named preset.
 
-Presets (values and where they come from):
-
-- ``tiger/paper``: the TIGER anchor of docs/method.md §1.3 (Rajput et al. 2023: 4+4 layers, d_model 128,
-  6 heads x 64, d_ff 1024, dropout 0.1, histories of at most 20 items); as in T5, dropout also acts
-  on the attention probabilities.
-- ``tiger/small``: a CPU-sized encoder-decoder (2+2 layers, d 128, 4 heads, d_ff 256, 50 items), with
-  two CPU choices: no attention-probability dropout (on CPU it makes attention about 20x slower) and
-  "absolute" item-recency positions instead of T5's relative bias (whose gradient makes encoder
-  attention about 7x slower).
-- ``causal/base``: 4 layers, d 256, 8 heads, d_ff 1024, 50 items (GPU-sized).
-- ``causal/small``: the CPU default (2 layers, d 128, 4 heads, d_ff 512, 50 items).
-- ``*/tiny``: a few thousand parameters, for tests and demos.
+The presets live only in ``configs/models.yaml`` (every field listed; what each is and why is written
+there). Settings are checked by :func:`make_config` through the typed config loader.
 """
 
 from __future__ import annotations
@@ -25,41 +15,12 @@ from tracer.errors import UserError
 from tracer.model.base import GenerativeRecommender
 from tracer.model.causal import CausalConfig, CausalRecommender
 from tracer.model.tiger import TigerConfig, TigerRecommender
+from tracer.resources import config_file
+from tracer.typed_config import load_config, read_yaml
 
 BACKBONES: dict[str, type[GenerativeRecommender]] = {"tiger": TigerRecommender, "causal": CausalRecommender}
 CONFIGS: dict[str, type] = {"tiger": TigerConfig, "causal": CausalConfig}
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiger": {
-        "paper": TigerConfig(),
-        "small": TigerConfig(
-            max_history=50,
-            n_encoder_layers=2,
-            n_decoder_layers=2,
-            n_heads=4,
-            d_head=None,
-            d_ff=256,
-            attention_dropout=0.0,
-            position_encoding="absolute",
-        ),
-        "tiny": TigerConfig(
-            max_history=8,
-            n_encoder_layers=2,
-            n_decoder_layers=2,
-            d_model=32,
-            n_heads=2,
-            d_head=None,
-            d_ff=64,
-            attention_dropout=0.0,
-            position_encoding="absolute",
-        ),
-    },
-    "causal": {
-        "base": CausalConfig(max_history=50, n_layers=4, d_model=256, n_heads=8, d_ff=1024),
-        "small": CausalConfig(max_history=50, n_layers=2, d_model=128, n_heads=4, d_ff=512),
-        "tiny": CausalConfig(max_history=8, n_layers=2, d_model=32, n_heads=2, d_ff=64),
-    },
-}
+PRESETS_FILE = "models.yaml"
 
 
 def _check_backbone(backbone: str) -> None:
@@ -67,18 +28,23 @@ def _check_backbone(backbone: str) -> None:
         raise UserError(f"unknown backbone {backbone!r}: choose one of {', '.join(sorted(BACKBONES))}")
 
 
-def make_config(backbone: str, **config: Any) -> Any:
-    """Keyword arguments -> the backbone's validated config dataclass (unknown or bad values: UserError)."""
+def make_config(backbone: str, source: str | None = None, **config: Any) -> Any:
+    """Keyword arguments -> the backbone's validated config dataclass (unknown or bad values: UserError
+    naming the key and ``source``)."""
     _check_backbone(backbone)
-    config_class = CONFIGS[backbone]
-    fields = {field.name for field in dataclasses.fields(config_class)}
-    unknown = sorted(set(config) - fields)
-    if unknown:
-        valid = ", ".join(sorted(fields))
-        raise UserError(f"unknown {backbone} model setting(s) {', '.join(unknown)}: valid ones are {valid}")
-    made = config_class(**config)
+    made = load_config(CONFIGS[backbone], config, source or f"{backbone} model settings")
     _validate(backbone, made)
     return made
+
+
+def model_presets(backbone: str) -> dict[str, dict[str, Any]]:
+    """The named presets of ``backbone`` in ``configs/models.yaml``: name -> every model setting."""
+    _check_backbone(backbone)
+    path = config_file(PRESETS_FILE)
+    presets = read_yaml(path, "model presets file")
+    if not isinstance(presets, dict) or not isinstance(presets.get(backbone), dict):
+        raise UserError(f"{path} lacks the presets of backbone {backbone!r}: restore the file")
+    return presets[backbone]
 
 
 def _validate(backbone: str, config: Any) -> None:
@@ -115,11 +81,11 @@ def model_from_preset(
     backbone: str, preset: str, codes: Tensor, vocab_sizes: list[int], **overrides: Any
 ) -> GenerativeRecommender:
     """A fresh backbone from a named preset, with some settings overridden."""
-    _check_backbone(backbone)
-    presets = PRESETS[backbone]
+    presets = model_presets(backbone)
     if preset not in presets:
         raise UserError(f"unknown {backbone} preset {preset!r}: choose one of {', '.join(sorted(presets))}")
-    return build_model(backbone, codes, vocab_sizes, **{**dataclasses.asdict(presets[preset]), **overrides})
+    made = make_config(backbone, f"{config_file(PRESETS_FILE)}: {backbone}/{preset}", **presets[preset])
+    return build_model(backbone, codes, vocab_sizes, **{**dataclasses.asdict(made), **overrides})
 
 
 def backbone_name(model: GenerativeRecommender) -> str:

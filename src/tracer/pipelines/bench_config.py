@@ -18,15 +18,13 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from tracer.attacks.suite import AttackSuiteConfig
 from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig
+from tracer.typed_config import load_config, read_yaml
 
 ALWAYS = ("original", "retrain")
 
@@ -55,63 +53,35 @@ class BenchConfig:
         return list(ALWAYS) + [m for m in self.methods if m not in ALWAYS]
 
 
-def _typed(cls, values: dict | None, where: str):
-    values = values or {}
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UserError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(known)}")
-    return cls(**values)
-
-
 def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
+    """The grid from its YAML mapping (typed loader: unknown keys, types and ranges name the key and
+    ``source``); ``datasets`` maps a name to its plan; ``attack: false`` runs no attack."""
     if not isinstance(raw, dict):
         raise UserError(f"{source} must be a YAML mapping")
-    allowed = {f.name for f in dataclasses.fields(BenchConfig)}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise UserError(f"{source}: unknown key(s) {unknown}; valid keys are {sorted(allowed)}")
     for key in ("datasets", "concepts", "methods"):
         if not raw.get(key):
             raise UserError(f"{source}: '{key}' is missing or empty")
-    datasets = []
-    for name, plan in raw["datasets"].items():
-        plan = plan or {}
-        datasets.append(
-            DatasetPlan(
-                name=name,
-                prepare=plan.get("prepare", {"dataset": name}),
-                sids=plan.get("sids", {}),
-                train=plan.get("train", {"preset": name}),
-            )
-        )
-    missing = [d.name for d in datasets if d.name not in raw["concepts"]]
+    if not isinstance(raw["datasets"], dict):
+        raise UserError(f"{source}: 'datasets' must map a name to its plan")
+    raw = {**raw, "datasets": [_plan(name, plan) for name, plan in raw["datasets"].items()]}
+    if raw.get("attack") is False:
+        raw["attack"] = None
+    config = load_config(BenchConfig, raw, source)
+    missing = [d.name for d in config.datasets if d.name not in config.concepts]
     if missing:
         raise UserError(f"{source}: no concepts listed for dataset(s) {missing}")
     from tracer.unlearning.methods import method_class
 
-    for method in raw["methods"]:
+    for method in config.methods:
         if method != "original":
             method_class(method)  # unknown names fail here, before any work
-    attack = raw.get("attack", {})
-    return BenchConfig(
-        datasets=datasets,
-        concepts={k: list(v) for k, v in raw["concepts"].items()},
-        methods=list(raw["methods"]),
-        seeds=[int(s) for s in raw.get("seeds", [0])],
-        method_settings=raw.get("method_settings", {}) or {},
-        evaluation=_typed(ErasureEvalConfig, raw.get("evaluation"), f"{source}: evaluation"),
-        attack=None if attack is False else _typed(AttackSuiteConfig, attack, f"{source}: attack"),
-        examples=int(raw.get("examples", 3)),
-    )
+    return config
+
+
+def _plan(name: str, plan: dict | None) -> dict:
+    """A dataset's plan with its defaults: ``prepare: {dataset: NAME}``, ``train: {preset: NAME}``."""
+    return {"name": name, "prepare": {"dataset": name}, "train": {"preset": name}, **(plan or {})}
 
 
 def load_bench_config(path: str | Path) -> BenchConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"bench config {path} not found: give a YAML file (see configs/bench-*.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise UserError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse_bench_config(raw, str(path))
+    return parse_bench_config(read_yaml(path, "bench config"), str(path))

@@ -11,7 +11,7 @@ and keeps the best weights.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-import yaml
 from tqdm.auto import tqdm
 
 from tracer.data.artifact import load_dataset
@@ -30,6 +29,7 @@ from tracer.io import write_json, write_parquet
 from tracer.model.base import PAD_ITEM
 from tracer.model.sasrec import SASRec, SASRecConfig, left_pad, save_sasrec
 from tracer.outputs import claim_folder
+from tracer.typed_config import load_config, read_yaml
 
 METRIC_KS = (5, 10, 20)
 TOP_K = max(METRIC_KS)
@@ -68,15 +68,10 @@ class SASRecSettings:
     train: SASRecTrainConfig = field(default_factory=SASRecTrainConfig)
 
     @classmethod
-    def from_dict(cls, raw: dict | None) -> SASRecSettings:
-        raw = dict(raw or {})
-        unknown = set(raw) - {"model", "train"}
-        if unknown:
-            raise UserError(f"unknown SASRec config sections {sorted(unknown)}: use `model:` and `train:`")
-        settings = cls(
-            model=_build(SASRecConfig, raw.get("model"), "model"),
-            train=_build(SASRecTrainConfig, raw.get("train"), "train"),
-        )
+    def from_dict(cls, raw: dict | None, source: str = "SASRec config") -> SASRecSettings:
+        """The settings from a ``{model: ..., train: ...}`` mapping (typed loader: errors name the key
+        and ``source``); the defaults are those of ``configs/sasrec.yaml`` (a test proves it)."""
+        settings = load_config(cls, raw, source)
         try:
             replace(settings.model, n_items=max(settings.model.n_items, 1)).validate()
             settings.train.validate()
@@ -86,10 +81,7 @@ class SASRecSettings:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SASRecSettings:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file {path} not found: pass an existing YAML file to --config")
-        return cls.from_dict(yaml.safe_load(path.read_text()))
+        return cls.from_dict(read_yaml(path, "config file"), str(path))
 
     def with_overrides(self, overrides: dict) -> SASRecSettings:
         """Copy with dotted keys replaced, e.g. ``{"model.hidden_size": 128, "train.lr": 3e-3}``."""
@@ -105,29 +97,6 @@ class SASRecSettings:
         train = asdict(self.train)
         train["loss"] = Loss(train["loss"]).value
         return {"model": asdict(self.model), "train": train}
-
-
-def _build(kind: type, values: dict | None, section: str):
-    """Build a config dataclass from a YAML mapping; numbers are coerced to the type of the default
-    (YAML reads ``1e-3`` as a string)."""
-    values = dict(values or {})
-    defaults = kind()
-    names = {f.name for f in fields(kind)}
-    unknown = set(values) - names
-    if unknown:
-        raise UserError(
-            f"unknown keys {sorted(unknown)} in SASRec `{section}` config: known are {sorted(names)}"
-        )
-    for name, value in values.items():
-        wanted = type(getattr(defaults, name))
-        if wanted in (int, float) and not isinstance(value, bool):
-            try:
-                values[name] = wanted(float(value)) if wanted is int else float(value)
-            except (TypeError, ValueError) as error:
-                raise UserError(f"SASRec `{section}.{name}` must be a number, got {value!r}") from error
-        elif wanted is bool and not isinstance(value, bool):
-            raise UserError(f"SASRec `{section}.{name}` must be true or false, got {value!r}")
-    return kind(**values)
 
 
 @dataclass
