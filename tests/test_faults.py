@@ -365,6 +365,11 @@ CASES: list[tuple[str, Callable[[W], list], str]] = [
         "exceeds the catalogue's 24 items",
     ),
     (
+        "recommend-beam-beyond-catalogue",
+        lambda w: recommend(w, "--beam", "100000000"),
+        "beam width 100000000 exceeds the catalogue's 24 items",
+    ),
+    (
         "evaluate-k-beyond-catalogue",
         lambda w: evaluate(w, "--k-max", "1000"),
         "exceeds the catalogue's 24 items",
@@ -550,6 +555,18 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60.0) -> No
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
+
+
+def test_a_replacement_killed_between_its_renames_is_undone(w, capsys):
+    """A writer killed after moving the old folder aside (``.out.old``) and before moving the new one
+    in: the next writer of that --out puts the old folder back before anything else."""
+    assert main([str(a) for a in erase(w)]) == 0
+    old = snapshot(w.out)
+    os.replace(w.out, w.root / ".out.old")
+    capsys.readouterr()
+    assert main([str(a) for a in erase(w)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert snapshot(w.out) == old and not (w.root / ".out.old").exists()
 
 
 def test_kill_9_during_erase_then_a_later_run_cleans_up(w, capsys):

@@ -154,6 +154,12 @@ def rank_split(
     beam_width = beam_width or max(20, k)
     if beam_width < k:
         raise UserError(f"beam width {beam_width} is below k={k}: pass a beam of at least k")
+    widest = max(20, sid_table.n_items)  # a wider beam keeps nothing more, it only allocates more
+    if beam_width > widest:
+        raise UserError(
+            f"beam width {beam_width} exceeds the catalogue's {sid_table.n_items} items: "
+            f"pass at most {widest}"
+        )
     max_history = int(model.config_dict()["max_history"])
     items, scores = rank_histories(
         model, trie or sid_table.trie(), data.histories(split), k, beam_width, batch_size, max_history, device
