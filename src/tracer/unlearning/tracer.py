@@ -22,9 +22,11 @@ from tracer.model.base import GenerativeRecommender, SoftCodes
 from tracer.semantic_ids.quantization import code_offsets, load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch
+from tracer.typed_config import setting
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
 from tracer.unlearning.batches import ForgetRetainBatch, TargetBatch
 from tracer.unlearning.coherence import nearest_retain_items
+from tracer.unlearning.distil import noise_and_distil
 from tracer.unlearning.objectives import (
     level_kl,
     level_log_probs,
@@ -57,7 +59,10 @@ class TracerConfig(EraseConfig):
     ``coherence_anchor``: L_Coh holds each neighbour's SID log-likelihood at the parent's on the same
     forget history, a hinge relu(ll_parent - ll_model) that penalises a drop and rewards no rise, instead
     of Eq. 9's unbounded raise (which promotes the concept's content neighbours in every user's top-k; an
-    extension, measured in BENCHMARKS.md)."""
+    extension, measured in BENCHMARKS.md). ``distil_steps`` > 0: after the commit, noise the weights a
+    share ``distil_noise`` of the way to a fresh initialisation and distil the erased model back into them
+    on retain batches at ``distil_lr`` (:mod:`tracer.unlearning.distil`; an extension, docs/method.md
+    §8.12)."""
 
     tau: float
     lambda1: float
@@ -74,6 +79,9 @@ class TracerConfig(EraseConfig):
     reassign: bool
     use_mask: bool
     soft_target_labels: bool
+    distil_steps: int = setting(ge=0)
+    distil_noise: float = setting(ge=0, le=1)
+    distil_lr: float = setting(gt=0)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -394,6 +402,12 @@ class Tracer(UnlearningMethod):
         old_level_codes = sid_table.level_codes[items]
         new_table, chosen = sid_table.place(items, candidates)
         model.set_codes(torch.as_tensor(new_table.codes, device=model.codes.device))
+        config = self.config
+        distil_losses = []
+        if config.distil_steps > 0:
+            distil_losses = noise_and_distil(
+                model, self.context, config, config.distil_steps, config.distil_noise, config.distil_lr
+            )
         moved = new_table.level_codes[items] != old_level_codes
         after = token_entanglement(new_table.codes, self.context.concept.item_mask)
         return new_table, {
@@ -406,6 +420,7 @@ class Tracer(UnlearningMethod):
             "entanglement_before": self.entanglement_before,
             "entanglement_after": after,
             "final_losses": self.last_terms,
+            "distil_losses": distil_losses,
         }
 
 
