@@ -12,7 +12,7 @@ import dataclasses
 from abc import ABC
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -89,19 +89,20 @@ class UnlearningMethod(ABC):
         """The parameters the optimiser updates (theta by default)."""
         return [p for p in model.parameters() if p.requires_grad]
 
-    def loss(self, model: GenerativeRecommender, batch: ForgetRetainBatch) -> tuple[Tensor, dict[str, float]]:
-        """Scalar loss to minimise and the named terms to log (every training method overrides it)."""
+    def loss(self, model: GenerativeRecommender, batch: ForgetRetainBatch) -> tuple[Tensor, dict[str, Any]]:
+        """Scalar loss to minimise and the named terms to log, as detached tensors (or floats): the
+        runner reads them on the host only every few steps (every training method overrides it)."""
         raise NotImplementedError(f"{self.name} does not train")
 
     def step(
         self, model: GenerativeRecommender, batch: ForgetRetainBatch, optimizer: torch.optim.Optimizer
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         optimizer.zero_grad(set_to_none=True)
         loss, logs = self.loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters(model), self.config.grad_clip)
         optimizer.step()
-        return {"loss": float(loss.detach()), **logs}
+        return {"loss": loss.detach(), **logs}
 
     def finish(self, model: GenerativeRecommender, sid_table: SidTable) -> tuple[SidTable, dict]:
         """After the last step: the artifact's SID table and a summary for the manifest."""

@@ -11,4 +11,4 @@ class Finetune(UnlearningMethod):
 
     def loss(self, model, batch):
         retain = nll(model, batch.retain)
-        return retain, {"retain_nll": float(retain.detach())}
+        return retain, {"retain_nll": retain.detach()}

@@ -16,7 +16,7 @@ class GradientAscent(UnlearningMethod):
 
     def loss(self, model, batch):
         forget = nll(model, batch.forget)
-        return -forget, {"forget_nll": float(forget.detach())}
+        return -forget, {"forget_nll": forget.detach()}
 
 
 @dataclass
@@ -46,6 +46,6 @@ class GradDiff(UnlearningMethod):
             retain = nll(model, batch.retain)
         total = -self.config.gamma * forget + self.config.alpha * retain
         return total, {
-            "forget_nll": float(forget.detach()),
-            f"retain_{self.config.retain_loss}": float(retain.detach()),
+            "forget_nll": forget.detach(),
+            f"retain_{self.config.retain_loss}": retain.detach(),
         }

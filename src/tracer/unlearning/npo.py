@@ -44,9 +44,9 @@ class NPO(UnlearningMethod):
         forget = npo_loss(log_pi, log_pi_ref, self.config.beta)
         retain = nll(model, batch.retain)
         return forget + self.config.alpha * retain, {
-            "npo": float(forget.detach()),
+            "npo": forget.detach(),
             "npo_at_reference": 2.0 / self.config.beta * math.log(2.0),
-            "retain_nll": float(retain.detach()),
+            "retain_nll": retain.detach(),
         }
 
 
@@ -66,6 +66,6 @@ class SimNPO(UnlearningMethod):
         forget = simnpo_loss(log_pi, model.n_levels, self.config.beta, self.config.delta)
         retain = nll(model, batch.retain)
         return forget + self.config.alpha * retain, {
-            "simnpo": float(forget.detach()),
-            "retain_nll": float(retain.detach()),
+            "simnpo": forget.detach(),
+            "retain_nll": retain.detach(),
         }

@@ -86,6 +86,6 @@ class RMU(UnlearningMethod):
         forget = (forget_hidden - target).pow(2).sum(-1).mean()
         retain = (retain_hidden - retain_reference).pow(2).sum(-1).mean()
         return forget + self.config.alpha * retain, {
-            "rmu_forget": float(forget.detach()),
-            "rmu_retain": float(retain.detach()),
+            "rmu_forget": forget.detach(),
+            "rmu_retain": retain.detach(),
         }

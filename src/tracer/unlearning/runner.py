@@ -32,6 +32,7 @@ from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSa
 from tracer.unlearning.methods import method_class
 
 MANIFEST = "manifest.json"
+LOG_EVERY = 10  # steps between reads of the losses on the host (log, progress bar, non-finite check)
 SID_FOLDER = "sids"
 
 
@@ -98,17 +99,27 @@ def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) 
     optimizer = torch.optim.AdamW(method.parameters(model), lr=config.lr, weight_decay=config.weight_decay)
     model.train(config.dropout)
     log = []
+    finite = torch.ones((), dtype=torch.bool, device=context.device)  # on the device: no sync per step
     bar = tqdm(range(config.steps), desc=f"erase ({method.name})", leave=False)
     for step in bar:
         batch = ForgetRetainBatch(forget.sample().to(context.device), retain.sample().to(context.device))
-        terms = method.step(model, batch, optimizer)  # floats: already on the host, checking them is free
-        if not all(math.isfinite(v) for v in terms.values() if isinstance(v, float)):
-            raise UserError(
-                f"{method.name} diverged at step {step + 1} (loss {terms.get('loss')}): nothing was written; "
-                "lower --set lr=... or check the parent model"
-            )
-        bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if isinstance(v, float)})
-        if step % 10 == 0 or step == config.steps - 1:
+        terms = method.step(model, batch, optimizer)
+        for value in terms.values():
+            if isinstance(value, torch.Tensor):
+                finite &= value.isfinite().all()
+            elif isinstance(value, float) and not math.isfinite(value):  # already on the host
+                finite &= False
+        if step % LOG_EVERY == 0 or step == config.steps - 1:  # the host reads the device every 10 steps
+            if not bool(finite):
+                raise UserError(
+                    f"{method.name} diverged (a NaN or infinite loss by step {step + 1}): nothing was "
+                    "written; lower --set lr=... or check the parent model"
+                )
+            terms = {
+                key: float(value) if isinstance(value, torch.Tensor) else value
+                for key, value in terms.items()
+            }
+            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if isinstance(v, float)})
             log.append({"step": step, **terms})
     model.eval()
     return log
