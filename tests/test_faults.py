@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from tracer.cli import main
-from tracer.outputs import claim_folder
+from tracer.outputs import claim_folder, hold_claim
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[1]
@@ -532,6 +532,12 @@ def test_a_second_writer_of_the_same_out_exits_2(w, capsys):
         (stage / "first.txt").write_text("the first writer's output")
         assert_refused(capsys, w.root, erase(w), "another tracer command is writing")
     assert [p.name for p in w.out.iterdir()] == ["first.txt"]  # the first writer's, untouched
+
+
+def test_a_second_training_run_into_the_same_out_exits_2(w, capsys):
+    """Training writes its run folder in place (resumable), under the same claim as every writer."""
+    with hold_claim(w.out):
+        assert_refused(capsys, w.root, train(w), "another tracer command is writing")
 
 
 def test_overwrite_replaces_an_erased_model_and_keeps_it_on_failure(w, capsys):

@@ -111,32 +111,39 @@ def claim_folder(
     check_writable(out)
     created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = out.parent / f".{out.name}.lock"
     stage = out.parent / f".{out.name}.partial"
     backup = out.parent / f".{out.name}.old"
     try:
-        handle = _lock(lock, out)
-    except UserError:
-        _remove_empty(created)
-        raise
-    try:
-        _recover(out, stage, backup)
-        _check_replaceable(out, overwrite, replaceable)  # a writer may have finished meanwhile
-        stage.mkdir()
-        os.chmod(stage, 0o777 & ~_UMASK)
-        yield stage
-        if out.exists():
-            os.replace(out, backup)
-            os.replace(stage, out)
-            shutil.rmtree(backup)
-        else:
-            os.replace(stage, out)
-        created = []
+        with hold_claim(out):
+            _recover(out, stage, backup)
+            _check_replaceable(out, overwrite, replaceable)  # a writer may have finished meanwhile
+            stage.mkdir()
+            os.chmod(stage, 0o777 & ~_UMASK)
+            try:
+                yield stage
+                if out.exists():
+                    os.replace(out, backup)
+                    os.replace(stage, out)
+                    shutil.rmtree(backup)
+                else:
+                    os.replace(stage, out)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove_empty(created)  # what a failed call created (after a success ``out`` is in the way)
+
+
+@contextmanager
+def hold_claim(out: Path) -> Iterator[None]:
+    """The exclusive claim on ``out``: a ``flock`` on ``.NAME.lock`` in its (existing) parent folder,
+    released (and the file removed) at the end, or by the kernel when the process dies."""
+    lock = out.parent / f".{out.name}.lock"
+    handle = _lock(lock, out)
+    try:
+        yield
+    finally:
         lock.unlink(missing_ok=True)
         os.close(handle)
-        _remove_empty(created)
 
 
 def _remove_empty(folders: list[Path]) -> None:

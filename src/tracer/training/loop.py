@@ -56,7 +56,7 @@ from tracer.model.artifact import (
 from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import state_dict_sha256
 from tracer.model.registry import model_from_preset
-from tracer.outputs import check_apart, check_writable, written_by_tracer
+from tracer.outputs import check_apart, check_writable, hold_claim, written_by_tracer
 from tracer.semantic_ids.build import VECTORS_FILE
 from tracer.semantic_ids.quantization import TOKENIZER_FILE
 from tracer.semantic_ids.sid_table import SidTable
@@ -167,13 +167,23 @@ def validate(
 
 
 def _prepare_out_dir(
-    out_dir: Path, config: TrainConfig, sid_table: SidTable, resume: bool, overwrite: bool, inputs: dict
+    out_dir: Path,
+    config: TrainConfig,
+    sid_table: SidTable,
+    resume: bool,
+    overwrite: bool,
+    inputs: dict,
+    claims: contextlib.ExitStack,
 ) -> None:
-    """Refuse, clear or reuse ``out_dir`` (rank 0 only); never an input, inside one or around one, and
-    --overwrite clears only a folder this tool wrote (:func:`tracer.outputs.written_by_tracer`)."""
+    """Claim, then refuse, clear or reuse ``out_dir`` (rank 0 only); never an input, inside one or
+    around one; --overwrite clears only a folder this tool wrote (:func:`tracer.outputs.written_by_tracer`);
+    the claim (:func:`tracer.outputs.hold_claim`) lasts as long as ``claims``: one writer at a time."""
     check_apart(out_dir, inputs)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file: give a folder")
+    check_writable(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    claims.enter_context(hold_claim(out_dir))
     if resume and has_training_state(out_dir):
         changed = TrainConfig.load(out_dir / TRAIN_CONFIG_FILE).differences(config)
         if changed:
@@ -194,7 +204,6 @@ def _prepare_out_dir(
                 "choose another --out"
             )
         shutil.rmtree(out_dir)
-    check_writable(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save(out_dir / TRAIN_CONFIG_FILE)
     sid_table.save(out_dir / "sids")
@@ -309,8 +318,9 @@ def train(
     config = config.replace(backbone=backbone)
     context = init_distributed(config.device)
     try:
-        return _train(config, Path(data_dir), Path(sids_dir), Path(out_dir), resume, overwrite,
-                      stop_after_epochs, show_progress, context, target_mask)  # fmt: skip
+        with contextlib.ExitStack() as claims:
+            return _train(config, Path(data_dir), Path(sids_dir), Path(out_dir), resume, overwrite,
+                          stop_after_epochs, show_progress, context, target_mask, claims)  # fmt: skip
     finally:
         shutdown(context)
 
@@ -326,6 +336,7 @@ def _train(
     show_progress: bool,
     context: DistContext,
     target_mask: np.ndarray | None,
+    claims: contextlib.ExitStack,
 ) -> dict:
     dataset = load_dataset(data_dir)
     data = build_sequences(dataset)
@@ -335,7 +346,7 @@ def _train(
     if context.is_main:
         try:
             inputs = {"dataset": data_dir, "SID table": sids_dir}
-            _prepare_out_dir(out_dir, config, sid_table, resume, overwrite, inputs)
+            _prepare_out_dir(out_dir, config, sid_table, resume, overwrite, inputs, claims)
             copy_tokenizer_state(sids_dir, out_dir)
         except UserError as error:
             refusal = error
