@@ -458,6 +458,20 @@ CASES: list[tuple[str, Callable[[W], list], str]] = [
         lambda w: (write(w.out / "keep.txt", "mine"), prepare(w, "--overwrite"))[1],
         "replaces only a folder written by tracer",
     ),
+    (
+        "attack-out-model-config",
+        lambda w: [
+            "attack",
+            w.model,
+            "--data",
+            w.data,
+            "--concept",
+            "Horror",
+            "--out",
+            w.model / "config.json",
+        ],
+        "lies inside the model folder",
+    ),
     # where train writes
     ("train-out-is-dataset", lambda w: train(w, out=w.data), "is the dataset"),
     ("train-out-inside-sids", lambda w: train(w, out=w.sids / "run"), "lies inside the SID table"),

@@ -12,6 +12,7 @@ from tracer.attacks.suite import ATTACKS, AttackSuiteConfig, format_attack_summa
 from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig
 from tracer.io import write_json
+from tracer.outputs import check_file_output
 from tracer.unlearning.runner import EraseRequest, erase
 from tracer.unlearning.sweep import SweepRequest, run_sweep
 
@@ -117,6 +118,8 @@ def attack_command(
     if split not in ("test", "valid"):
         raise UserError(f"--split must be test or valid, got {split!r}")
     evaluation = ErasureEvalConfig(split=split)
+    if out is not None:  # never inside a model folder or an input; an earlier result file is replaced
+        check_file_output(out, True, {"model": model, "dataset": data})
     result = run_attack_suite(model, data, concept, config, evaluation, device=device, parent_dir=parent)
     if out is not None:
         write_json(out, result)
