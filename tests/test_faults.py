@@ -470,7 +470,7 @@ CASES: list[tuple[str, Callable[[W], list], str]] = [
             "--out",
             w.model / "config.json",
         ],
-        "lies inside the model folder",
+        "lies inside the model",
     ),
     # where train writes
     ("train-out-is-dataset", lambda w: train(w, out=w.data), "is the dataset"),
