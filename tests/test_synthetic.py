@@ -121,7 +121,7 @@ def test_a_small_world_runs_through_every_stage(world, tmp_path, monkeypatch):
     assert main(["sids", str(world), "--out", str(sids)]) == 0  # text SIDs from the item text
     assert main(["train", str(world), str(sids), "--preset", "tiny", "--out", str(run)]) == 0
     model_ndcg = read_json(run / "metrics.json")["test"]["all"]["ndcg@10"]
-    assert model_ndcg > 1.3 * _popularity_ndcg10(world)  # the sequence carries signal beyond popularity
+    assert model_ndcg > 1.1 * _popularity_ndcg10(world)  # 4 epochs of the tiny model beat popularity
     erase = ["erase", str(run), "--data", str(world), "--concept", "Horror", "--method", "tracer"]
     assert main([*erase, "--out", str(erased), "--set", "steps=3"]) == 0
     metrics = tmp_path / "metrics.json"
@@ -132,3 +132,16 @@ def test_a_small_world_runs_through_every_stage(world, tmp_path, monkeypatch):
     assert main(["attack", str(erased), "--data", str(world), "--concept", "Horror", "--attacks",
                  "relearning", "--steps", "2", "--examples", "4", "--out", str(attack)]) == 0  # fmt: skip
     assert read_json(attack)["concept"] == "Horror"
+
+
+def test_the_last_item_predicts_the_next_far_better_than_popularity(world):
+    sequences = build_sequences(load_dataset(world))
+    pairs = np.concatenate([np.stack([seq[:-1], seq[1:]], 1) for seq in sequences.train_sequences])
+    n_items = sequences.n_items
+    counts = np.bincount(pairs[:, 0] * n_items + pairs[:, 1], minlength=n_items**2).reshape(n_items, n_items)
+    popular = np.argsort(-counts.sum(0), kind="stable")[:10]
+    last = sequences.valid_targets  # the test history ends with the validation item
+    followers = np.argsort(-counts[last], axis=1, kind="stable")[:, :10]
+    markov = (followers == sequences.test_targets[:, None]).any(1).mean()
+    popularity = np.isin(sequences.test_targets, popular).mean()
+    assert markov > 2 * popularity

@@ -3,10 +3,11 @@
 What it plants, so every later stage has something to find:
 
 - **Clusters and sequences.** Items fall into ``K`` clusters (about ``sqrt(I) / 2``, at least one per
-  concept). Clusters sit on a ring; a user starts in a cluster drawn by popularity, then at each step
-  stays in it (probability ``STAY``), moves on to the next cluster of the ring (``DRIFT``) or jumps to
-  a cluster drawn by popularity (the rest). So the current cluster predicts the next item far better
-  than popularity does, and the drift is an order only a sequential model can use.
+  concept), and within a cluster on a cycle (each item has a fixed successor). Clusters sit on a ring;
+  a user starts in a cluster drawn by popularity, then at each step takes the previous item's successor
+  (probability ``FOLLOW``), another item of the same cluster (``STAY``), moves on to the next cluster of
+  the ring (``DRIFT``) or jumps to a cluster drawn by popularity (the rest). So the last item predicts
+  the next one far better than popularity does, and the order is one only a sequential model can use.
 - **Popularity.** Item weights follow a Zipf law (exponent ``ZIPF``) over a random ranking; an item is
   drawn within its cluster by weight, and a jump picks a cluster by its total weight.
 - **Concepts with text.** Concept ``c`` (``CONCEPT_NAMES``, then ``Theme<k>``) owns at least one
@@ -29,7 +30,7 @@ import pandas as pd
 from tracer.data.raw import RawData
 from tracer.errors import UserError
 
-STAY, DRIFT = 0.6, 0.25  # per step: stay in the cluster, move to the next one; else jump
+FOLLOW, STAY, DRIFT = 0.4, 0.25, 0.2  # per step: successor, same cluster, next cluster; else jump
 ZIPF = 0.8  # at 20 interactions per item the rarest items still get about 4
 CONCEPT_PURITY = 0.9
 TITLE_PURITY = 0.7
@@ -128,20 +129,47 @@ def _item_tables(
     return items, cluster, weight
 
 
-def _draw_clusters(config: SyntheticConfig, lengths: np.ndarray, cluster_weight: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:  # fmt: skip
-    """The cluster of every interaction: a jump at each user's start, then stay / drift / jump."""
+def _draw_steps(config: SyntheticConfig, lengths: np.ndarray, cluster_weight: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Every interaction's cluster, and whether it follows the previous item (a jump at each user's
+    start, then follow / stay / drift / jump)."""
     n, n_clusters = int(lengths.sum()), len(cluster_weight)
     starts = np.zeros(n, dtype=bool)
     starts[np.cumsum(lengths) - lengths] = True
     step = rng.random(n)
-    jump = starts | (step >= STAY + DRIFT)
-    drift = ~jump & (step >= STAY)
+    follow = ~starts & (step < FOLLOW)
+    jump = starts | (step >= FOLLOW + STAY + DRIFT)
+    drift = ~jump & (step >= FOLLOW + STAY)
     segment = np.cumsum(jump) - 1
     landing = rng.choice(n_clusters, size=int(jump.sum()), p=cluster_weight / cluster_weight.sum())
     drifted = np.cumsum(drift)
     drift_in_segment = drifted - drifted[np.flatnonzero(jump)][segment]
-    return (landing[segment] + drift_in_segment) % n_clusters
+    return (landing[segment] + drift_in_segment) % n_clusters, follow
+
+
+def _successors(item_cluster: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each item's successor: the next item on a random cycle through its cluster."""
+    order = np.lexsort((rng.random(len(item_cluster)), item_cluster))
+    sorted_cluster = item_cluster[order]
+    first = np.searchsorted(sorted_cluster, sorted_cluster)  # where each item's cluster begins
+    last = np.searchsorted(sorted_cluster, sorted_cluster, side="right") - 1
+    position = np.arange(len(order))
+    successor = np.empty_like(order)
+    successor[order] = order[np.where(position == last, first, position + 1)]
+    return successor
+
+
+def _follow(drawn: np.ndarray, follow: np.ndarray, successor: np.ndarray) -> np.ndarray:
+    """Replace each following interaction by the successor of the one before it (runs of follows
+    walk the cycle: item = successor applied ``depth`` times to the run's first item)."""
+    position = np.arange(len(drawn))
+    run_start = np.maximum.accumulate(np.where(follow, 0, position))
+    depth = position - run_start
+    items = drawn[run_start]
+    for step in range(1, int(depth.max(initial=0)) + 1):
+        walking = np.flatnonzero(depth >= step)
+        items[walking] = successor[items[walking]]
+    return items
 
 
 def _draw_items(clusters: np.ndarray, item_cluster: np.ndarray, weight: np.ndarray,
@@ -169,8 +197,9 @@ def generate_synthetic(config: SyntheticConfig) -> RawData:
     extra = rng.multinomial(config.interactions - MIN_LENGTH * config.users, activity / activity.sum())
     lengths = MIN_LENGTH + extra
     cluster_weight = np.bincount(item_cluster, weights=weight, minlength=config.n_clusters)
-    clusters = _draw_clusters(config, lengths, cluster_weight, rng)
-    item_index = _draw_items(clusters, item_cluster, weight, rng)
+    clusters, follow = _draw_steps(config, lengths, cluster_weight, rng)
+    successor = _successors(item_cluster, rng)
+    item_index = _follow(_draw_items(clusters, item_cluster, weight, rng), follow, successor)
     gaps = rng.integers(60, 86_400, size=len(item_index))
     user_ids = (np.arange(config.users) + 1).astype(str)
     interactions = pd.DataFrame(
