@@ -155,7 +155,14 @@ def main() -> None:
     options = parser.parse_args()
     results = read_json(options.results) if options.results.is_file() else {}
 
-    def save() -> None:
+    def save() -> None:  # merge: a second call on other sizes may be writing the same file
+        merged = read_json(options.results) if options.results.is_file() else {}
+        for items in options.items:
+            cells = results.get(options.device, {}).get(str(items))
+            if cells is not None:
+                merged.setdefault(options.device, {})[str(items)] = cells
+        results.clear()
+        results.update(merged)
         write_json(options.results, results)
         options.results.with_suffix(".md").write_text(table(results))
         plot(results, options.results.with_suffix(".png"))
