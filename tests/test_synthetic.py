@@ -92,6 +92,8 @@ def test_next_item_stays_in_its_cluster_far_above_chance(world):
         ),
         (["--users", "10", "--items", "5", "--interactions", "100", "--concepts", "3"], "--items >= 2 x"),
         (["--users", "10", "--items", "50", "--interactions", "100", "--concepts", "1"], "--concepts >= 2"),
+        (["--users", "10", "--items", "50", "--interactions", "9" * 12, "--concepts", "2"], "at most"),
+        (["--users", "1", "--items", "4", "--interactions", "3", "--concepts", "2", "--seed", "-1"], "seed"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, flags, message):

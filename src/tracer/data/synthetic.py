@@ -37,6 +37,7 @@ TITLE_PURITY = 0.7
 ACTIVITY_SIGMA = 1.0  # lognormal spread of user activity
 MIN_LENGTH = 3  # train + valid + test
 START_TIME = 1_000_000_000
+MAX_INTERACTIONS = 2**31 - 1  # about 500 bytes each at the peak: 20M fit in 10 GiB
 CONCEPT_WORDS = {
     "Horror": "ghost blood haunted scream zombie curse grave nightmare",
     "Comedy": "laugh party wedding joke crazy prank holiday silly",
@@ -73,6 +74,8 @@ class SyntheticConfig:
                 f"synthetic needs --interactions >= {MIN_LENGTH} x --users ({MIN_LENGTH * self.users:,}): "
                 "every user needs a train, a validation and a test item"
             )
+        if self.interactions > MAX_INTERACTIONS or self.items > MAX_INTERACTIONS:
+            raise UserError(f"synthetic --items and --interactions are at most {MAX_INTERACTIONS:,}")
         if self.seed < 0:
             raise UserError(f"--seed must be >= 0, got {self.seed}")
 
