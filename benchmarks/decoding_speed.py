@@ -27,8 +27,8 @@ import torch
 
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
-from tracer.evaluation.evaluate import load_model_artifact
 from tracer.io import write_json
+from tracer.model.artifact import load_model_artifact
 from tracer.model.base import GenerativeRecommender
 from tracer.model.decoding import beam_search, exact_scores, pad_histories
 from tracer.model.registry import model_from_preset

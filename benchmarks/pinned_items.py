@@ -32,7 +32,7 @@ import torch
 from tracer.data.artifact import load_dataset
 from tracer.data.concepts import resolve_concept
 from tracer.data.sequences import build_sequences
-from tracer.evaluation.evaluate import load_model_artifact
+from tracer.model.artifact import load_model_artifact
 from tracer.model.decoding import pad_histories
 from tracer.semantic_ids.quantization import load_tokenization, squared_distances
 from tracer.semantic_ids.sid_table import SidTable

@@ -23,8 +23,9 @@ import torch
 
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import SequenceData, build_sequences
-from tracer.evaluation.evaluate import decoding_trie, load_model_artifact
+from tracer.evaluation.evaluate import decoding_trie
 from tracer.evaluation.metrics import ndcg_at_k, recall_at_k
+from tracer.model.artifact import load_model_artifact
 from tracer.model.decoding import exact_score_users
 from tracer.model.sasrec import load_sasrec
 from tracer.training.sasrec_train import rank_histories
