@@ -89,7 +89,22 @@ def test_the_sasrec_yaml_sets_every_setting_and_equals_the_defaults():
     assert SASRecSettings.from_dict(raw).to_dict() == settings.to_dict()
 
 
-@pytest.mark.parametrize("path", sorted(config_dir().glob("bench-*.yaml")), ids=lambda path: path.stem)
-def test_bench_grids_load(path):
-    config = load_bench_config(path)
-    assert config.datasets and config.methods
+def typed_loader(path):
+    """The loader of a file in configs/ (the unlearning files and models.yaml are tested above)."""
+    raw = read_yaml(path)
+    if "backbone" in raw:
+        return load_preset
+    if "datasets" in raw:
+        return load_bench_config
+    if path.stem.startswith("sasrec"):
+        return SASRecSettings.from_yaml
+    return None
+
+
+@pytest.mark.parametrize("path", sorted(config_dir().glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_config_file_loads_through_its_typed_loader(path):
+    if path.name == "models.yaml":
+        return
+    loader = typed_loader(path)
+    assert loader is not None, f"{path} is read by no typed config"
+    loader(path)
