@@ -441,6 +441,16 @@ CASES: list[tuple[str, Callable[[W], list], str]] = [
         lambda w: erase(w, out=w.root / "new" / "deep" / "out", concept="Nope"),
         "unknown concept 'Nope'",
     ),
+    (
+        "sids-vectors-garbage-npy",
+        lambda w: sids(w)[:2] + ["--vectors", write(w.root / "v.npy", "garbage")] + sids(w)[4:],
+        "not a readable .npy array",
+    ),
+    (
+        "sids-vectors-garbage-parquet",
+        lambda w: sids(w)[:2] + ["--vectors", write(w.root / "v.parquet", "garbage")] + sids(w)[4:],
+        "not a readable Parquet file",
+    ),
     # where sids and prepare write
     ("sids-out-is-dataset", lambda w: sids(w, "--overwrite", out=w.data), "is the dataset"),
     (

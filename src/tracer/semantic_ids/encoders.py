@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from tracer.errors import UserError
-from tracer.io import atomic_path
+from tracer.io import atomic_path, read_table
 
 ENCODERS = ("use", "minilm")
 
@@ -124,14 +124,17 @@ def load_item_vectors(path: str | Path, item_ids: Sequence[str]) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"--vectors file {path} not found: give a .npy or .parquet file")
     if path.suffix == ".npy":
-        vectors = np.load(path, allow_pickle=False)
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:  # truncated, foreign bytes, or a pickle (refused)
+            raise UserError(f"{path} is not a readable .npy array ({error}): rewrite the vectors") from None
         if vectors.ndim != 2 or vectors.shape[0] != len(item_ids):
             raise UserError(
                 f"{path} has shape {vectors.shape} but the catalogue has {len(item_ids)} items: "
                 "give one row per items.parquet row"
             )
     elif path.suffix == ".parquet":
-        vectors = _vectors_from_table(pd.read_parquet(path), item_ids, path)
+        vectors = _vectors_from_table(read_table(path, {}, "rewrite the vectors"), item_ids, path)
     else:
         raise UserError(f"--vectors {path}: unsupported file type, use .npy or .parquet")
     vectors = np.asarray(vectors, dtype=np.float32)
