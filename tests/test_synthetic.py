@@ -147,3 +147,9 @@ def test_the_last_item_predicts_the_next_far_better_than_popularity(world):
     markov = (followers == sequences.test_targets[:, None]).any(1).mean()
     popularity = np.isin(sequences.test_targets, popular).mean()
     assert markov > 2 * popularity
+
+
+def test_a_world_larger_than_memory_is_refused_before_it_is_drawn(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("tracer.data.synthetic._available", lambda: 2**20)
+    assert prepare(tmp_path / "d") == 2
+    assert "GiB is available: ask for fewer" in capsys.readouterr().err

@@ -37,7 +37,8 @@ TITLE_PURITY = 0.7
 ACTIVITY_SIGMA = 1.0  # lognormal spread of user activity
 MIN_LENGTH = 3  # train + valid + test
 START_TIME = 1_000_000_000
-MAX_INTERACTIONS = 2**31 - 1  # about 500 bytes each at the peak: 20M fit in 10 GiB
+MAX_INTERACTIONS = 2**31 - 1
+BYTES_PER_INTERACTION, BYTES_PER_ITEM = 500, 1000  # peak memory of prepare (1M x 20M: 9.5 GiB)
 CONCEPT_WORDS = {
     "Horror": "ghost blood haunted scream zombie curse grave nightmare",
     "Comedy": "laugh party wedding joke crazy prank holiday silly",
@@ -194,6 +195,28 @@ def _draw_items(clusters: np.ndarray, item_cluster: np.ndarray, weight: np.ndarr
 def generate_synthetic(config: SyntheticConfig) -> RawData:
     """The synthetic world as loader output (users ``1..U`` in order, each chronological)."""
     config.validate()
+    needed, available = (
+        BYTES_PER_INTERACTION * config.interactions + BYTES_PER_ITEM * config.items,
+        _available(),
+    )
+    if needed > available:
+        raise UserError(
+            f"a synthetic world of {config.items:,} items and {config.interactions:,} interactions needs "
+            f"about {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB is available: ask for fewer"
+        )
+    return _generate(config)
+
+
+def _available() -> float:
+    """Bytes of memory available now (MemAvailable of /proc/meminfo; unknown elsewhere: no limit)."""
+    try:
+        line = next(row for row in open("/proc/meminfo") if row.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return float("inf")
+    return int(line.split()[1]) * 1024
+
+
+def _generate(config: SyntheticConfig) -> RawData:
     rng = np.random.default_rng(config.seed)
     items, item_cluster, weight = _item_tables(config, rng)
     activity = rng.lognormal(0.0, ACTIVITY_SIGMA, config.users)
