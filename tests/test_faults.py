@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -168,6 +169,12 @@ def poison(folder: Path, value: float) -> None:
     edit_weights(folder, change)
 
 
+def nan_vectors(path: Path) -> None:
+    vectors = np.load(path)
+    vectors[0, 0] = np.nan
+    np.save(path, vectors)
+
+
 def edit_model_config(folder: Path, **changes) -> None:
     config = json.loads((folder / "config.json").read_text())
     config["model"].update(changes)
@@ -309,6 +316,16 @@ CASES: list[tuple[str, Callable[[W], list], str]] = [
         "model-config-width",
         lambda w: (edit_model_config(w.model, d_model=16), erase(w))[1],
         "config.json was edited",
+    ),
+    (
+        "model-tokenizer-truncated",
+        lambda w: (truncate(w.model / "sids" / "tokenizer.safetensors"), erase(w, method="tracer"))[1],
+        "tokenizer.safetensors is unreadable",
+    ),
+    (
+        "model-item-vectors-nan",
+        lambda w: (nan_vectors(w.model / "sids" / "item_vectors.npy"), erase(w, method="tracer"))[1],
+        "contains NaN or infinite values",
     ),
     ("model-config-garbage", lambda w: (write(w.model / "config.json", "{"), erase(w))[1], "not valid JSON"),
     ("model-missing", lambda w: (shutil.rmtree(w.model), recommend(w))[1], "not found"),

@@ -227,11 +227,17 @@ def load_tokenization(folder: str | Path) -> Tokenization:
     path = Path(folder) / TOKENIZER_FILE
     if not path.is_file():
         raise UserError(f"{path} not found: run `tracer sids DATA --out {folder}` first")
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata() or {}
-    tensors = load_file(str(path))
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UserError(f"{path} is unreadable ({error}): rebuild it with `tracer sids`") from None
+    missing = [name for name in ("codes", "codebooks", "residuals") if name not in tensors]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: rebuild it with `tracer sids`")
     return Tokenization(
         codes=tensors["codes"],
         codebooks=tensors["codebooks"],

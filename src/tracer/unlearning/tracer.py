@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from tracer.model.base import GenerativeRecommender, SoftCodes
+from tracer.semantic_ids.encoders import load_item_vectors
 from tracer.semantic_ids.quantization import code_offsets, load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch
@@ -259,7 +260,7 @@ class Tracer(UnlearningMethod):
         self.rho = retain_code_shares(
             context.sid_table.level_codes, context.concept.item_mask, codebook_size
         ).to(context.device)
-        vectors = np.load(context.sids_dir / "item_vectors.npy")
+        vectors = load_item_vectors(context.sids_dir / "item_vectors.npy", context.sid_table.item_ids)
         self.neighbours = torch.as_tensor(
             nearest_retain_items(vectors, context.concept.item_mask, config.coherence_neighbours),
             device=context.device,
