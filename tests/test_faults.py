@@ -327,6 +327,16 @@ CASES: list[tuple[str, Callable[[W], list], str]] = [
         lambda w: (nan_vectors(w.model / "sids" / "item_vectors.npy"), erase(w, method="tracer"))[1],
         "contains NaN or infinite values",
     ),
+    (
+        "model-manifest-garbage-recommend",
+        lambda w: (write(w.model / "manifest.json", "{"), recommend(w))[1],
+        "manifest.json is not valid JSON",
+    ),
+    (
+        "model-manifest-garbage-erase",
+        lambda w: (write(w.model / "manifest.json", "[1]"), erase(w))[1],
+        "is not a manifest",
+    ),
     ("model-config-garbage", lambda w: (write(w.model / "config.json", "{"), erase(w))[1], "not valid JSON"),
     ("model-missing", lambda w: (shutil.rmtree(w.model), recommend(w))[1], "not found"),
     (

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from tracer.errors import UserError
-from tracer.io import read_json
+from tracer.io import read_json_checked
 from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_model_config, save_model
 from tracer.semantic_ids.sid_table import SidTable
@@ -66,7 +66,14 @@ def load_model_artifact(
 def artifact_manifest(folder: str | Path) -> dict:
     """An erased artifact's ``manifest.json`` ({} for a trained model)."""
     path = Path(folder) / MANIFEST_FILE
-    return read_json(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    manifest = read_json_checked(path, "restore it or erase again from the parent")
+    if not isinstance(manifest, dict):
+        raise UserError(
+            f"{path} is not a manifest (a JSON mapping): restore it or erase again from the parent"
+        )
+    return manifest
 
 
 def check_item_alignment(sid_table: SidTable, item_ids: np.ndarray, model_name: str, data_name: str) -> None:

@@ -22,8 +22,8 @@ from tracer.data.concepts import concept_targets, resolve_concept
 from tracer.data.sequences import build_sequences
 from tracer.distributed import resolve_device
 from tracer.errors import UserError
-from tracer.io import read_json, sha256_tree, write_json
-from tracer.model.artifact import check_item_alignment, load_model_artifact
+from tracer.io import sha256_tree, write_json
+from tracer.model.artifact import MANIFEST_FILE, artifact_manifest, check_item_alignment, load_model_artifact
 from tracer.model.checkpoint import check_finite, save_model
 from tracer.outputs import claim_folder
 from tracer.typed_config import read_yaml
@@ -31,7 +31,6 @@ from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_confi
 from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 from tracer.unlearning.methods import method_class
 
-MANIFEST = "manifest.json"
 LOG_EVERY = 10  # steps between reads of the losses on the host (log, progress bar, non-finite check)
 SID_FOLDER = "sids"
 
@@ -70,11 +69,6 @@ def load_settings(request: EraseRequest) -> dict:
         build_config(cls, layer, source)
         settings.update(layer)
     return settings
-
-
-def parent_manifest(model_dir: Path) -> dict | None:
-    path = model_dir / MANIFEST
-    return read_json(path) if path.is_file() else None
 
 
 def count_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> int:
@@ -153,6 +147,7 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
     concept = resolve_concept(dataset, request.concept)
     parent_hash = sha256_tree(request.model_dir)
     model, sid_table, model_config = load_model_artifact(request.model_dir)
+    parent = artifact_manifest(request.model_dir)  # {} for a trained model
     check_item_alignment(sid_table, dataset.items["item_id"].to_numpy(), f"model {request.model_dir}",
                          f"data {request.data_dir}")  # fmt: skip
     sequences = build_sequences(dataset)
@@ -184,8 +179,7 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
                         "lower --set lr=... or check the parent model")  # fmt: skip
     seconds = time.perf_counter() - started
 
-    parent = parent_manifest(request.model_dir)
-    inherited_exclusions = list((parent or {}).get("decode_exclude_item_ids", []))
+    inherited_exclusions = list(parent.get("decode_exclude_item_ids", []))
     exclusions = sorted(set(inherited_exclusions) | set(summary.pop("decode_exclude_item_ids", [])))
     entry = {
         "method": request.method,
@@ -206,7 +200,7 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
         **entry,
         "decode_exclude_item_ids": exclusions,
         "chain": [
-            *((parent or {}).get("chain", [])),
+            *parent.get("chain", []),
             {k: v for k, v in entry.items() if k != "concept_item_ids"},
         ],
         "tracer_version": tracer.__version__,
@@ -215,7 +209,7 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
     _copy_tokenizer_state(request.model_dir / SID_FOLDER, stage / SID_FOLDER)
     new_table.save(stage / SID_FOLDER)
     write_json(stage / "erase_log.json", log)
-    write_json(stage / MANIFEST, manifest)
+    write_json(stage / MANIFEST_FILE, manifest)
     if sha256_tree(request.model_dir) != parent_hash:  # a bug, not a user error
         raise RuntimeError(f"the parent artifact {request.model_dir} changed during erasure")
     return manifest
