@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from tracer.errors import UserError
 from tracer.model.registry import CONFIGS, make_config, model_presets
 from tracer.pipelines.bench_config import load_bench_config
 from tracer.resources import config_dir
@@ -108,3 +109,17 @@ def test_every_config_file_loads_through_its_typed_loader(path):
     loader = typed_loader(path)
     assert loader is not None, f"{path} is read by no typed config"
     loader(path)
+
+
+def test_a_method_file_with_an_unknown_key_or_a_base_loop_is_refused(tmp_path, monkeypatch):
+    import tracer.unlearning.base as base
+
+    monkeypatch.setattr(base, "config_file", lambda *parts: tmp_path.joinpath(*parts))
+    (tmp_path / "unlearning").mkdir()
+    (tmp_path / "unlearning" / "a.yaml").write_text("base: b\nlr: 0.1\n")
+    (tmp_path / "unlearning" / "b.yaml").write_text("base: a\n")
+    with pytest.raises(UserError, match=r"base 'a' makes a loop \(a -> b -> a\)"):
+        method_settings("a", EraseConfig)
+    (tmp_path / "unlearning" / "b.yaml").write_text("stepz: 3\n")
+    with pytest.raises(UserError, match=r"b.yaml: unknown key\(s\) stepz"):
+        method_settings("a", EraseConfig)
