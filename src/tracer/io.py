@@ -62,7 +62,8 @@ def read_table(path: str | Path, columns: dict[str, str], fix: str) -> pd.DataFr
     try:
         frame = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several types for truncated or foreign bytes
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        reason = reason.split("': ", 1)[-1]  # pyarrow repeats the path: "Could not open ... '<path>': why"
         raise UserError(f"{path} is not a readable Parquet file ({reason}): {fix}") from None
     missing = [name for name in columns if name not in frame.columns]
     if missing:
