@@ -127,7 +127,8 @@ def load_item_vectors(path: str | Path, item_ids: Sequence[str]) -> np.ndarray:
         try:
             vectors = np.load(path, allow_pickle=False)
         except (OSError, ValueError):  # truncated, foreign bytes, or a pickle (refused)
-            raise UserError(f"{path} is not a readable .npy array: save a 2-D float array with np.save") from None
+            fix = "save a 2-D float array with np.save"
+            raise UserError(f"{path} is not a readable .npy array: {fix}") from None
         if vectors.ndim != 2 or vectors.shape[0] != len(item_ids):
             raise UserError(
                 f"{path} has shape {vectors.shape} but the catalogue has {len(item_ids)} items: "
