@@ -38,7 +38,7 @@ ACTIVITY_SIGMA = 1.0  # lognormal spread of user activity
 MIN_LENGTH = 3  # train + valid + test
 START_TIME = 1_000_000_000
 MAX_INTERACTIONS = 2**31 - 1
-BYTES_PER_INTERACTION, BYTES_PER_ITEM = 500, 1000  # peak memory of prepare (1M x 20M: 9.5 GiB)
+BYTES_PER_INTERACTION, BYTES_PER_ITEM = 500, 1000  # peak memory of prepare (1M x 20M: 9.1 GiB)
 CONCEPT_WORDS = {
     "Horror": "ghost blood haunted scream zombie curse grave nightmare",
     "Comedy": "laugh party wedding joke crazy prank holiday silly",
