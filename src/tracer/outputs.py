@@ -6,6 +6,7 @@
   it, released by the kernel when the process dies), so that of two concurrent writers exactly one
   proceeds. Under the claim, the folder is built in ``.NAME.partial`` and renamed into place; a stale
   ``.NAME.partial`` left by a killed run is removed, a stale ``.NAME.old`` put back or removed.
+  :func:`hold_claim` is the claim alone, for a writer that works in place (``tracer train``).
 - :func:`check_file_output`: a file output (Parquet, JSON) refuses an existing file unless
   ``overwrite``, and never lands inside a model folder or an input.
 """
@@ -169,23 +170,20 @@ def _check_replaceable(out: Path, overwrite: bool, replaceable: Callable[[Path],
 
 def _lock(lock: Path, out: Path) -> int:
     """An exclusive, non-blocking ``flock`` on ``lock`` (created if needed) -> its descriptor."""
-    busy = UserError(
-        f"another tracer command is writing {out}: wait for it to finish or choose another --out"
-    )
     try:
         handle = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
     except OSError as error:
         raise UserError(f"cannot write next to {out} ({error.strerror}); choose another --out") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.fstat(handle).st_ino != os.stat(lock).st_ino:  # the holder finished and removed it
-            raise busy
+        held = os.fstat(handle).st_ino == os.stat(lock).st_ino  # else the holder finished and removed it
     except (BlockingIOError, FileNotFoundError):
+        held = False
+    if not held:
         os.close(handle)
-        raise busy from None
-    except UserError:
-        os.close(handle)
-        raise
+        raise UserError(
+            f"another tracer command is writing {out}: wait for it to finish or choose another --out"
+        )
     return handle
 
 
