@@ -15,8 +15,9 @@ For each size ``I`` the world has ``I / 10`` users, ``20 I`` interactions and 12
 Peak memory is the child's own ``ru_maxrss`` (``os.wait4``); each stage runs under ``--limit`` seconds
 and is killed after it, so one stage cannot eat the session. Results are kept per device and size in
 ``benchmarks/results/scaling.json``: a finished cell (done or timed out) is skipped on the next call,
-so the benchmark resumes. It also writes ``scaling.md`` (the table) and ``scaling.png`` (TRACER's cost
-against one Retrain epoch as the data grows). Data and models go to ``runs/scaling/<items>/``.
+so the benchmark resumes. It also writes the table into ``scaling.md`` (between its markers, the
+write-up around it kept) and ``scaling.png`` (TRACER's cost against one Retrain epoch as the data
+grows). Data and models go to ``runs/scaling/<items>/``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling.py --items 10000 100000 [--limit 1800]
 """
@@ -40,6 +41,7 @@ STAGES = ("prepare", "sids", "train", "tracer", "retrain", "evaluate", "attack")
 NEEDS = {"sids": "prepare", "train": "sids", "tracer": "train", "retrain": "train"}
 NEEDS |= {"evaluate": "tracer", "attack": "tracer"}
 FINISHED = ("done", "timeout")
+TABLE_START, TABLE_END = "<!-- scaling table -->", "<!-- end of the scaling table -->"
 CONCEPT = "Horror"
 RELEARNING = ["--attacks", "relearning", "--examples", "64", "--steps", "50"]  # the single-point attack
 
@@ -115,6 +117,17 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_table(path: Path, text: str) -> None:
+    """Put the table between the TABLE markers of the write-up ``path`` (the whole file if it has none)."""
+    prose = path.read_text() if path.is_file() else ""
+    if TABLE_START in prose and TABLE_END in prose:
+        head, rest = prose.split(TABLE_START, 1)
+        text = head + TABLE_START + "\n" + text + rest[rest.index(TABLE_END) :]
+    else:
+        text = f"{TABLE_START}\n{text}{TABLE_END}\n"
+    path.write_text(text)
+
+
 def _cell(cell: dict) -> str:
     if cell.get("status") == "done":
         return f"{cell['seconds']:,.0f} s, {cell['peak_mib'] / 1024:.1f} GiB"
@@ -164,7 +177,7 @@ def main() -> None:
         results.clear()
         results.update(merged)
         write_json(options.results, results)
-        options.results.with_suffix(".md").write_text(table(results))
+        write_table(options.results.with_suffix(".md"), table(results))
         plot(results, options.results.with_suffix(".png"))
 
     for items in options.items:
