@@ -247,3 +247,25 @@ def test_optional_parts_missing_and_unplottable_rows_still_render(tmp_path):
     assert page.count("<img ") == 1 and len(list((tmp_path / "plots").glob("*.png"))) == 1
     assert "Cost $5 &amp; &lt;up&gt;" in page and "No token-entanglement measurement" in page
     assert 'data-metric="exposure@10"' not in page and "Concept fans" not in page
+
+
+def test_attack_panel_shows_each_attacked_method_with_retrain_as_reference(tmp_path):
+    results = synthetic_results(second_pair=False)
+    for row in results["rows"]:
+        if row["method"] != "original":  # the Original is not attacked
+            row["attack_exposure@10"] = {"retrain": 0.1, "tracer": 0.3, "ga": 0.5}[row["method"]]
+            row["probe_auc"] = {"retrain": 0.70, "tracer": 0.71, "ga": 0.80}[row["method"]]
+    page = write_report(write_results(tmp_path / "r", results)).read_text(encoding="utf-8")
+    panel = page[page.index('<table class="metrics attacks">') :]
+    panel = panel[: panel.index("</table>")]
+    rows = re.findall(r'<tr class="([^"]*)" data-method="([^"]+)">(.*?)</tr>', panel)
+    assert [(css, method) for css, method, _ in rows] == [
+        ("reference", "retrain"),
+        ("", "tracer"),
+        ("", "ga"),
+    ]
+    tracer_cells = dict(re.findall(r'data-metric="([^"]+)">([^<]+)', rows[1][2]))
+    assert tracer_cells["attack_exposure@10"].startswith("0.3000") and tracer_cells["probe_auc"].startswith(
+        "0.7100"
+    )
+    assert 'data-metric="benign_exposure@10"' not in panel  # no row measured it

@@ -48,6 +48,8 @@ METRICS = (
     "seconds",
     "params_updated",
 )
+# every number a row may carry: the table's metrics and the attack panel's
+ROW_METRICS = tuple(dict.fromkeys([*METRICS, *ATTACK_METRICS]))
 HEADLINE_METRICS = ("retain_ndcg@10", "exposure@10", "concept_mass", "seconds")
 REFERENCE_METHODS = ("original", "retrain")
 HEADLINE_ORDER = ("original", "retrain", "tracer")
@@ -148,9 +150,9 @@ def _parse_rows(rows: Any, path: Path) -> pd.DataFrame:
         if isinstance(row["seed"], bool) or not isinstance(row["seed"], int):
             raise UserError(f"{where}: 'seed' must be an integer, got {row['seed']!r}")
         record = {key: row[key] for key in ROW_IDENTITY}
-        record.update({metric: _number(row.get(metric), f"{where}[{metric!r}]") for metric in METRICS})
+        record.update({metric: _number(row.get(metric), f"{where}[{metric!r}]") for metric in ROW_METRICS})
         records.append(record)
-    frame = pd.DataFrame.from_records(records, columns=[*ROW_IDENTITY, *METRICS])
+    frame = pd.DataFrame.from_records(records, columns=[*ROW_IDENTITY, *ROW_METRICS])
     duplicated = frame.duplicated(list(ROW_IDENTITY))
     if duplicated.any():
         first = frame.loc[duplicated, list(ROW_IDENTITY)].iloc[0].tolist()
@@ -211,12 +213,12 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std (ddof=1) over seeds per (dataset, concept, method).
 
     Returns one row per group with ``<metric>_mean``, ``<metric>_std`` for every metric in METRICS
-    and ATTACK_METRICS (a missing attack column counts as not measured)
+    and ATTACK_METRICS (:data:`ROW_METRICS`; a missing column counts as not measured)
     (NaN values are skipped; std is NaN with fewer than two values) and ``n_seeds`` (rows in the group).
     Sorted by dataset, concept, then method_sort_key.
     """
-    rows = rows.reindex(columns=[*rows.columns, *(m for m in ATTACK_METRICS if m not in rows.columns)])
-    columns = list(dict.fromkeys([*METRICS, *ATTACK_METRICS]))
+    rows = rows.reindex(columns=[*rows.columns, *(m for m in ROW_METRICS if m not in rows.columns)])
+    columns = list(ROW_METRICS)
     grouped = rows.groupby(list(KEY_COLUMNS), sort=False)
     summary = pd.concat(
         [
