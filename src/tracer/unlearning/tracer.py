@@ -267,7 +267,7 @@ class Tracer(UnlearningMethod):
         )  # (n_items, K_c); rows of concept items are meaningful
         self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
         self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
-        self.last_terms: dict[str, float] = {}
+        self.last_terms: dict[str, Tensor] = {}  # on the device: no host sync per step
 
     # -- soft tokens ---------------------------------------------------------------------------
     def assignment(self) -> Tensor:
@@ -385,13 +385,13 @@ class Tracer(UnlearningMethod):
                 self.phi.grad = None
         model.soft_codes = None
         self.last_terms = {
-            "loss": float(total.detach()),
-            "retain_nll": float(retain.detach()),
-            "retain_kl": float(divergence.detach()),
-            "forget_ll": float(forget_ll.detach()),
-            "forget_kl": float(forget_divergence.detach()),
-            "coherence": float(coherence.detach()),
-            "phi_l1": float(sparsity.detach()),
+            "loss": total.detach(),
+            "retain_nll": retain.detach(),
+            "retain_kl": divergence.detach(),
+            "forget_ll": forget_ll.detach(),
+            "forget_kl": forget_divergence.detach(),
+            "coherence": coherence.detach(),
+            "phi_l1": sparsity.detach(),
         }
         return self.last_terms
 
@@ -420,7 +420,7 @@ class Tracer(UnlearningMethod):
             "items_kept_for_capacity": int((chosen < 0).sum()),
             "entanglement_before": self.entanglement_before,
             "entanglement_after": after,
-            "final_losses": self.last_terms,
+            "final_losses": {key: float(value) for key, value in self.last_terms.items()},
             "distil_losses": distil_losses,
         }
 
