@@ -144,3 +144,25 @@ def test_settings_accept_yaml_exponents_and_reject_bad_numbers():
     for bad in ({"steps": 2.5}, {"lr": "fast"}):
         with pytest.raises(UserError, match="must be a"):
             build_config(method_class("tracer"), bad)
+
+
+def test_a_chained_erasure_keeps_every_earlier_concept_in_its_forget_set(world, tmp_path):
+    """Erasing Comedy from a Horror-erased model forgets Horror's targets too, so the later request
+    cannot let the earlier concept come back; the manifest says which concept each step forgot."""
+    from tracer.data.artifact import load_dataset
+    from tracer.data.concepts import concept_targets, resolve_concept
+    from tracer.data.sequences import build_sequences
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    steps = ("--set", "steps=2")
+    assert main(["erase", str(world.model_dir), "--data", str(world.data_dir), "--concept", "Horror",
+                 "--method", "ga", *steps, "--out", str(first)]) == 0  # fmt: skip
+    assert main(["erase", str(first), "--data", str(world.data_dir), "--concept", "Comedy",
+                 "--method", "ga", *steps, "--out", str(second)]) == 0  # fmt: skip
+    manifest = read_json(second / "manifest.json")
+    assert manifest["concept"] == "Comedy" and manifest["forget_concept"] == "Horror; Comedy"
+    dataset = load_dataset(world.data_dir)
+    union = concept_targets(build_sequences(dataset), resolve_concept(dataset, "Horror; Comedy"))
+    comedy = concept_targets(build_sequences(dataset), resolve_concept(dataset, "Comedy"))
+    assert manifest["n_forget_targets"] == union.n_forget > comedy.n_forget
+    assert [entry["forget_concept"] for entry in manifest["chain"]] == ["Horror", "Horror; Comedy"]

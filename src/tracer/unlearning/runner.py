@@ -141,13 +141,22 @@ def erase(request: EraseRequest) -> dict:
         return _erase(request, config, device, started, stage)
 
 
+def chained_concept(parent_manifest: dict, concept: str) -> str:
+    """The concept spec this erasure forgets: ``concept`` joined with every concept erased earlier in
+    the parent's chain, so that a later request never lets an earlier one come back (docs/method.md
+    §8.13)."""
+    earlier = [entry["concept"] for entry in parent_manifest.get("chain", [])]
+    return "; ".join(dict.fromkeys([*earlier, concept]))
+
+
 def _erase(request: EraseRequest, config, device: torch.device, started: float, stage: Path) -> dict:
     cls = method_class(request.method)
     dataset = load_dataset(request.data_dir)
-    concept = resolve_concept(dataset, request.concept)
+    parent = artifact_manifest(request.model_dir)  # {} for a trained model
+    forget_spec = chained_concept(parent, request.concept)
+    concept = resolve_concept(dataset, forget_spec)
     parent_hash = sha256_tree(request.model_dir)
     model, sid_table, model_config = load_model_artifact(request.model_dir)
-    parent = artifact_manifest(request.model_dir)  # {} for a trained model
     check_item_alignment(sid_table, dataset.items["item_id"].to_numpy(), f"model {request.model_dir}",
                          f"data {request.data_dir}")  # fmt: skip
     sequences = build_sequences(dataset)
@@ -184,6 +193,7 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
     entry = {
         "method": request.method,
         "concept": request.concept,
+        "forget_concept": forget_spec,  # with the concepts erased earlier in the chain
         "concept_item_ids": sid_table.item_ids[concept.item_indices].tolist(),
         "parent": str(request.model_dir),
         "parent_sha256": parent_hash,
