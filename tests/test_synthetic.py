@@ -114,7 +114,7 @@ def _popularity_ndcg10(data) -> float:
     rank = np.full(sequences.n_items, -1.0)
     rank[np.argsort(-counts, kind="stable")[:10]] = np.arange(10)
     hits = rank[sequences.test_targets]
-    return float(np.where(hits >= 0, 1 / np.log2(hits + 2), 0.0).mean())
+    return float((1 / np.log2(hits[hits >= 0] + 2)).sum() / len(hits))
 
 
 def test_a_small_world_runs_through_every_stage(world, tmp_path, monkeypatch):
