@@ -35,7 +35,8 @@ tracer() { "$PYTHON" -m tracer.cli "$@"; }
 
 if [[ $SIZE == ml-1m ]]; then
     DATA=runs/ml-1m/data SIDS=runs/ml-1m/sids-cf PRESET=ml-1m-deep
-    BUDGET=${BUDGET:-460} TRACER_STEPS=240 NPO_STEPS=200 EVAL_ARGS=() ATTACK_ARGS=(--examples 64 --steps 50)
+    BUDGET=${BUDGET:-460} TRACER_STEPS=240 NPO_STEPS=200 EVAL_ARGS=(--mass-users 200)
+    ATTACK_ARGS=(--examples 64 --steps 50)
     declare -A LIMIT=([parent]=150 [retrain]=190 [tracer]=60 [npo]=45 [eval]=40 [attack]=40)
 elif [[ $SIZE == tiny ]]; then
     DATA=$WORK/data SIDS=$WORK/sids PRESET=tiny
