@@ -12,7 +12,8 @@
 # Every stage runs under its own time limit, cut to what is left of $BUDGET seconds; a stage whose input
 # is missing is skipped. Whatever happens, $OUT gets gpu_erasure.log and summary.json (stage status and
 # seconds, parent throughput and test metrics, each method's seconds, steps/s, cost against Retrain,
-# headline metrics and attack): 2 files. Models and metric files stay in $WORK.
+# headline metrics and attack): 2 files. Models and metric files stay in $WORK. Exit status 1 when a
+# stage failed, timed out or was skipped.
 #
 # SIZE=ml-1m needs runs/ml-1m/{data,sids-cf} (with the `device` tool: carry them). SIZE=tiny builds a
 # small synthetic world (`tracer prepare --dataset synthetic`) and trains the `tiny` preset: with
@@ -109,3 +110,5 @@ for method in tracer npo retrain; do
         --out "$WORK/attack-$method.json"
 done
 say "done in $((SECONDS - START))s: $OUT/summary.json"
+# exit 1 when a stage failed, timed out or was skipped (the summary is written either way)
+! cut -f2 "$STAGES" | grep -qv '^0$'

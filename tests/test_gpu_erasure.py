@@ -52,6 +52,16 @@ def test_bad_size_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "SIZE must be" in done.stderr
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_a_run_out_of_budget_still_writes_its_summary_and_exits_1(tmp_path):
+    done = _run(tmp_path, DEVICE="cpu", SIZE="ml-1m", BUDGET="0")
+    assert done.returncode == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert list(summary["stages"]) == STAGES
+    assert {stage["status"] for stage in summary["stages"].values()} == {"skipped"}
+    assert summary["parent"] is None and summary["methods"]["tracer"]["seconds"] is None
+
+
 def test_partial_run_summary_names_what_is_missing(tmp_path):
     (tmp_path / "parent").mkdir()
     (tmp_path / "parent" / "train_log.json").write_text('[{"targets": 100, "train_seconds": 2.0}]')
