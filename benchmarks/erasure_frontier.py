@@ -73,11 +73,14 @@ def main() -> None:
     parser.add_argument("--concept", required=True)
     parser.add_argument("--split", default="valid", choices=["valid", "test"])
     parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--report-only", action="store_true", help="Tables and plot of finished rows only.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     evaluation = ErasureEvalConfig(split=args.split)
     rows = {"retrain": measure(args.retrain, args, evaluation, args.out / "retrain.json")}
     for name, method, overrides in map(parse_variant, args.variant):
+        if args.report_only and not (args.out / f"{name}.json").is_file():
+            continue
         artifact = args.out / "artifacts" / name
         if not artifact.is_dir():
             erase(EraseRequest(args.parent, args.data, args.concept, method, artifact, overrides=overrides))

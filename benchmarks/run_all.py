@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "bench-out"
 # BENCHMARKS.md sections, in order: results/<name>.md
-SECTIONS = ["erasure", "sids", "training", "sasrec", "decoding", "scaling"]
+SECTIONS = ["erasure_depth", "erasure", "sids", "training", "sasrec", "decoding", "scaling"]
 HEADER = """# Benchmarks
 
 Every number below comes from a script in `benchmarks/` or a `tracer` command, given next to it, on
