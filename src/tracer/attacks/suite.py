@@ -11,7 +11,7 @@ from tracer.attacks.relearning import DEFAULT_POINT, RelearningConfig, point_of,
 from tracer.attacks.restore_codes import restore_codes
 from tracer.attacks.subject import load_subject
 from tracer.errors import UserError
-from tracer.evaluation.erasure import ErasureEvalConfig
+from tracer.evaluation.erasure import ErasureEvalConfig, format_metric_table
 
 ATTACKS = ("relearning", "benign", "restore_codes", "probe")
 
@@ -111,9 +111,4 @@ def attack_summary(result: dict) -> dict:
 
 def format_attack_summary(rows: dict[str, dict]) -> str:
     """A fixed-width table: one row per artifact, the attack summary as columns."""
-    width = max([len(name) for name in rows] + [8])
-    lines = [" ".join([f"{'model':<{width}}"] + [f"{c:>24}" for c in ATTACK_METRICS])]
-    for name, values in rows.items():
-        cells = [f"{values[c]:>24.4f}" if values.get(c) is not None else f"{'-':>24}" for c in ATTACK_METRICS]
-        lines.append(" ".join([f"{name:<{width}}"] + cells))
-    return "\n".join(lines)
+    return format_metric_table(rows, ATTACK_METRICS, cell=24)

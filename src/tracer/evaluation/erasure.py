@@ -170,17 +170,25 @@ def evaluate_erasure(
 
 def format_headline(rows: dict[str, dict]) -> str:
     """A fixed-width table: one row per artifact name, the headline metrics as columns."""
-    columns = [
+    columns = (
         "retain_ndcg@10",
         "forget_recall@10",
         "exposure@10",
         "exposure_fans@10",
         "concept_mass",
         "median_concept_rank",
-    ]
+    )
+    return format_metric_table(rows, columns, cell=19)
+
+
+def format_metric_table(rows: dict[str, dict], columns: tuple[str, ...], cell: int) -> str:
+    """A fixed-width table: one row per artifact name, ``columns`` (4 decimals, "-" where missing) in
+    cells ``cell`` characters wide."""
     width = max([len(name) for name in rows] + [8])
-    lines = [" ".join([f"{'model':<{width}}"] + [f"{c:>19}" for c in columns])]
+    lines = [" ".join([f"{'model':<{width}}"] + [f"{c:>{cell}}" for c in columns])]
     for name, values in rows.items():
-        cells = [f"{values[c]:>19.4f}" if values.get(c) is not None else f"{'-':>19}" for c in columns]
+        cells = [
+            f"{values[c]:>{cell}.4f}" if values.get(c) is not None else f"{'-':>{cell}}" for c in columns
+        ]
         lines.append(" ".join([f"{name:<{width}}"] + cells))
     return "\n".join(lines)
