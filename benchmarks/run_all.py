@@ -52,6 +52,8 @@ def assemble() -> Path:
     parts = [HEADER]
     for name in SECTIONS:
         path = RESULTS / f"{name}.md"
+        if not path.is_file():
+            path = ROOT / "docs" / "benchmarks" / f"{name}.md"
         if path.is_file():
             text = path.read_text().strip()
             parts.append(
