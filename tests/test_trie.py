@@ -7,21 +7,8 @@ import itertools
 import pytest
 import torch
 
+from tests.helpers.random_sids import random_sid_table
 from tracer.semantic_ids.trie import PrefixTrie
-
-
-def random_sid_table(n_items: int, level_vocab: list[int], seed: int) -> tuple[torch.Tensor, list[int]]:
-    """Random codes over small vocabularies (so prefixes are shared and codes collide) plus a dedup digit
-    numbering each colliding group; rows come in random order. -> codes (n_items, L + 1), vocab sizes."""
-    generator = torch.Generator().manual_seed(seed)
-    base = torch.stack([torch.randint(0, v, (n_items,), generator=generator) for v in level_vocab], dim=1)
-    seen: dict[tuple, int] = {}
-    dedup = []
-    for row in base.tolist():
-        dedup.append(seen.get(tuple(row), 0))
-        seen[tuple(row)] = dedup[-1] + 1
-    codes = torch.cat([base, torch.tensor(dedup)[:, None]], dim=1)
-    return codes, list(level_vocab) + [max(dedup) + 1]
 
 
 @pytest.fixture(params=[(60, [3, 4, 2], 0), (200, [5, 3, 4], 1), (40, [2, 2], 2), (1, [3, 3], 3)])

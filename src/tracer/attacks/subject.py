@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tracer.data.artifact import load_dataset
-from tracer.data.concepts import Concept, ConceptTargets, concept_targets, resolve_concept
-from tracer.data.sequences import SequenceData, build_sequences
-from tracer.evaluation.erasure import HEADLINE_K, ErasureEvalConfig, rank_users
-from tracer.evaluation.evaluate import decoding_trie
+from tracer.data.concepts import Concept, ConceptTargets, concept_targets
+from tracer.data.sequences import SequenceData
+from tracer.evaluation.erasure import HEADLINE_K, ErasureEvalConfig, load_for_erasure, rank_users
 from tracer.evaluation.metrics import exposure_at_k, recall_at_k
-from tracer.model.artifact import check_item_alignment, load_model_artifact
 from tracer.model.base import GenerativeRecommender
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.trie import PrefixTrie
@@ -75,20 +72,16 @@ def load_subject(
     device: str = "cpu",
 ) -> AttackSubject:
     model_dir = Path(model_dir)
-    dataset = load_dataset(data_dir)
-    data = build_sequences(dataset)
-    concept = resolve_concept(dataset, concept_spec)
-    model, sid_table, model_config = load_model_artifact(model_dir, device)
-    check_item_alignment(sid_table, data.item_ids, f"model {model_dir}", f"data {data_dir}")
+    loaded = load_for_erasure(model_dir, data_dir, concept_spec, device)
     return AttackSubject(
         model_dir=model_dir,
-        model=model,
-        sid_table=sid_table,
-        trie=decoding_trie(model_dir, sid_table),
-        model_config=model_config,
-        data=data,
-        concept=concept,
-        targets=concept_targets(data, concept),
+        model=loaded.model,
+        sid_table=loaded.sid_table,
+        trie=loaded.trie,
+        model_config=loaded.model_config,
+        data=loaded.data,
+        concept=loaded.concept,
+        targets=concept_targets(loaded.data, loaded.concept),
         evaluation=evaluation,
     )
 

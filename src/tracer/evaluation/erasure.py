@@ -133,6 +133,31 @@ def compare_to_retrain(metrics: dict, ranking: Ranking, retrain: dict, retrain_r
     }
 
 
+@dataclass
+class LoadedArtifact:
+    """An artifact with the dataset it was trained on, a concept resolved on it and its decoding trie."""
+
+    model: GenerativeRecommender
+    sid_table: SidTable
+    model_config: dict
+    trie: PrefixTrie
+    data: SequenceData
+    concept: Concept
+
+
+def load_for_erasure(
+    model_dir: str | Path, data_dir: str | Path, concept_spec: str, device: str = "cpu"
+) -> LoadedArtifact:
+    """Load ``model_dir`` and ``data_dir``, check that their item orders agree, resolve the concept."""
+    dataset = load_dataset(data_dir)
+    data = build_sequences(dataset)
+    concept = resolve_concept(dataset, concept_spec)
+    model, sid_table, model_config = load_model_artifact(model_dir, device)
+    check_item_alignment(sid_table, data.item_ids, f"model {model_dir}", f"data {data_dir}")
+    trie = decoding_trie(Path(model_dir), sid_table)
+    return LoadedArtifact(model, sid_table, model_config, trie, data, concept)
+
+
 def evaluate_erasure(
     model_dir: str | Path,
     data_dir: str | Path,
@@ -144,13 +169,10 @@ def evaluate_erasure(
     """Every forgetting metric of ``model_dir`` for ``concept_spec``; returns (metrics, ranking).
     ``retrain``: the (metrics, ranking) of the Retrain artifact, to add the gaps to it."""
     model_dir = Path(model_dir)
-    dataset = load_dataset(data_dir)
-    data = build_sequences(dataset)
-    concept = resolve_concept(dataset, concept_spec)
-    model, sid_table, _ = load_model_artifact(model_dir, device)
-    check_item_alignment(sid_table, data.item_ids, f"model {model_dir}", f"data {data_dir}")
+    loaded = load_for_erasure(model_dir, data_dir, concept_spec, device)
+    model, sid_table, data, concept = loaded.model, loaded.sid_table, loaded.data, loaded.concept
     with torch.inference_mode():
-        ranking = rank_users(model, decoding_trie(model_dir, sid_table), data, config)
+        ranking = rank_users(model, loaded.trie, data, config)
         metrics = metrics_of_ranking(ranking, data, config.split, concept.item_mask, config.k_max)
         metrics["concept_scores"] = concept_scores(model, sid_table, data, concept, config)
     manifest = artifact_manifest(model_dir)
