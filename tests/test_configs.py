@@ -18,7 +18,8 @@ from tracer.unlearning.base import EraseConfig, build_config, method_settings
 from tracer.unlearning.methods import METHODS
 
 UNLEARNING = config_dir() / "unlearning"
-ABLATIONS = sorted(name for name in METHODS if name.startswith("tracer-"))
+ABLATIONS = sorted(name for name in METHODS if name.startswith("tracer-no-"))
+TRACER_BASED = [*ABLATIONS, "tracer-paper"]  # the files that name tracer.yaml as their base
 
 
 def field_names(config_class) -> set[str]:
@@ -37,7 +38,8 @@ def test_the_erasure_yaml_files_are_the_methods_and_their_shared_base():
     assert files == set(METHODS) | {"erase"}
     assert set(read_yaml(UNLEARNING / "erase.yaml")) == field_names(EraseConfig)
     for name in METHODS:
-        assert read_yaml(UNLEARNING / f"{name}.yaml")["base"] == ("tracer" if name in ABLATIONS else "erase")
+        base = "tracer" if name in TRACER_BASED else "erase"
+        assert read_yaml(UNLEARNING / f"{name}.yaml")["base"] == base
 
 
 def test_erasure_config_dataclasses_carry_no_competing_defaults():

@@ -15,11 +15,13 @@ from tracer.unlearning.tracer import (
     TracerNoReassign,
     TracerNoReg,
 )
+from tracer.unlearning.tracer_paper import TracerPaper
 
 METHODS: dict[str, type[UnlearningMethod]] = {
     method.name: method
     for method in (
         Tracer,
+        TracerPaper,
         TracerNoReassign,
         TracerNoCoherence,
         TracerNoMask,
