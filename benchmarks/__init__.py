@@ -1,1 +1,1 @@
-"""Speed and quality benchmarks; each writes JSON + a markdown table under benchmarks/results/."""
+"""Speed and quality benchmarks: data (JSON, PNG) under benchmarks/results/, write-ups in docs/benchmarks/."""

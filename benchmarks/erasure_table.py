@@ -4,9 +4,9 @@ TRACER's standing against the goals of issue 6.
     .venv/bin/python benchmarks/erasure_table.py runs/bench-ml100k [MORE_FOLDERS ...] [--cells] \
         [--seeds 0 1] [--settings]
 
-Prints one table per dataset x concept for BENCHMARKS.md, then the goals table: TRACER's Exposure@10
-against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds), and the
-baselines (not Retrain, the reference, nor TRACER's ablations) that beat it on both Exposure@10 and
+Prints one table per dataset x concept (docs/benchmarks/erasure.md), then the goals table: TRACER's
+Exposure@10 against Retrain's, its retain NDCG@10 and seconds as a share of Retrain's (means over seeds),
+and the baselines (not Retrain, the reference, nor TRACER's ablations) that beat it on both Exposure@10 and
 retain NDCG@10. ``--cells`` (or a grid that is still running, with no results.json yet) summarises the
 finished cells instead of results.json. Several folders (e.g. one bench per seed) are pooled.
 ``--settings`` (with ``--cells``) keeps the cells of one method run at different settings apart: every

@@ -4,7 +4,8 @@
 #   parent    `tracer train` of the ml-1m-deep preset (cf SIDs) on $DEVICE
 #   retrain   `tracer erase --method retrain` (the gold standard: the same training on the retain set)
 #   tracer    TRACER at the ML-1M Horror selection (retain_kl 300, 240 steps, no dropout,
-#             kl_without_concept, lambda2 0; BENCHMARKS.md, "ML-1M Horror on three fresh parents")
+#             kl_without_concept, lambda2 0; docs/benchmarks/erasure.md,
+#             "ML-1M Horror on three fresh parents")
 #   npo       the best baseline: NPO tuned on validation (beta 0.5, lr 3e-4, 200 steps)
 #   eval-*    `tracer evaluate --concept Horror` of each erased model (retain/forget/exposure, mass)
 #   attack-*  the relearning attack on each (64 forget examples, 50 steps; tiny: 16, 10)

@@ -51,9 +51,7 @@ def run_benchmarks() -> None:
 def assemble() -> Path:
     parts = [HEADER]
     for name in SECTIONS:
-        path = RESULTS / f"{name}.md"
-        if not path.is_file():
-            path = ROOT / "docs" / "benchmarks" / f"{name}.md"
+        path = ROOT / "docs" / "benchmarks" / f"{name}.md"
         if path.is_file():
             text = path.read_text().strip()
             parts.append(

@@ -15,9 +15,10 @@ For each size ``I`` the world has ``I / 10`` users, ``20 I`` interactions and 12
 Peak memory is the child's own ``ru_maxrss`` (``os.wait4``); each stage runs under ``--limit`` seconds
 and is killed after it, so one stage cannot eat the session. Results are kept per device and size in
 ``benchmarks/results/scaling.json``: a finished cell (done or timed out) is skipped on the next call,
-so the benchmark resumes. It also writes the table into ``scaling.md`` (between its markers, the
-write-up around it kept) and ``scaling.png`` (TRACER's cost against one Retrain epoch as the data
-grows). Data and models go to ``runs/scaling/<items>/``.
+so the benchmark resumes. It also writes the table into the write-up ``docs/benchmarks/scaling.md``
+(between its markers, the text around it kept; ``--write-up``) and ``scaling.png`` next to the JSON
+(TRACER's cost against one Retrain epoch as the data grows). Data and models go to
+``runs/scaling/<items>/``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scaling.py --items 10000 100000 [--limit 1800]
 """
@@ -37,6 +38,7 @@ from pathlib import Path
 from tracer.io import read_json, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
+WRITE_UP = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "scaling.md"
 STAGES = ("prepare", "sids", "train", "tracer", "retrain", "evaluate", "attack")
 NEEDS = {"sids": "prepare", "train": "sids", "tracer": "train", "retrain": "train"}
 NEEDS |= {"evaluate": "tracer", "attack": "tracer"}
@@ -164,6 +166,7 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=1800, help="seconds per stage before it is killed")
     parser.add_argument("--root", type=Path, default=Path("runs/scaling"))
     parser.add_argument("--results", type=Path, default=RESULTS / "scaling.json")
+    parser.add_argument("--write-up", type=Path, default=WRITE_UP, help="the page that shows the table")
     parser.add_argument("--clean", action="store_true", help="delete each size's runs folder when done")
     options = parser.parse_args()
     results = read_json(options.results) if options.results.is_file() else {}
@@ -177,7 +180,7 @@ def main() -> None:
         results.clear()
         results.update(merged)
         write_json(options.results, results)
-        write_table(options.results.with_suffix(".md"), table(results))
+        write_table(options.write_up, table(results))
         plot(results, options.results.with_suffix(".png"))
 
     for items in options.items:

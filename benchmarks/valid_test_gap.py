@@ -8,7 +8,7 @@ log-probability), SASRec by its own full ranking. Also prints the popularity ran
 splits, the median training count of the targets and the median time gap before them.
 
 Run: ``.venv/bin/python benchmarks/valid_test_gap.py --data DATA [--model DIR ...] [--sasrec DIR ...]``
-(prints a markdown table; results in benchmarks/results/training.md, "Closing the gap, round 2").
+(prints a markdown table; results in docs/benchmarks/training.md, "Closing the gap, round 2").
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Two kinds, both fit on the **training split** only (a user's validation and test
   after the other get nearby vectors: the order a next-item model predicts in.
 
 Content vectors group MovieLens items by title, year and genre; these group them the way a sequential
-recommender needs (BENCHMARKS.md, "Collaborative semantic IDs").
+recommender needs (docs/benchmarks/training.md, "Collaborative semantic IDs").
 
 For erasure experiments note that the vectors, and so the SIDs, are fit on every training interaction,
 the concept's included: Retrain shares the tokenizer with the original model either way, but a content

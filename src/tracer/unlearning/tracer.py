@@ -42,28 +42,30 @@ class TracerConfig(EraseConfig):
     """docs/method.md §4 (defaults in §4.8, extensions in §8). ``reassign`` False freezes phi at 0
     (ablation); ``use_mask`` False drops Eq. 11's mask. [choice] ``soft_target_labels``: a concept
     target's level-l label is q_phi (expected log-likelihood) rather than its stored code.
-    ``forget_floor`` (nats, None = Eq. 8 as written): a forget target whose SID log-likelihood is
-    already below it stops contributing to L_F,
-    which is otherwise unbounded below (an extension, measured in BENCHMARKS.md). ``retain_kl``: weight
-    of an added KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10
-    as written; an extension, measured in BENCHMARKS.md). ``kl_without_concept``: the KL anchor's target is
-    the parent's token distribution with the concept-only branches of the stored SIDs' trie cut off and
-    the rest renormalised, so the anchor keeps the parent's preferences among retain items without
-    holding probability on the concept (False = the parent's distribution as it is). ``forget_kl``:
-    weight of KL(cut parent || model) on the forget batch: at every forget target and level, the parent's
-    token distribution with the concept-only branches cut off (as ``kl_without_concept``) is the target,
-    so the forget histories keep the parent's preferences among retain items while the concept's own
-    branches lose their mass (0 = off; an extension, measured in BENCHMARKS.md). ``kl_branch_shares``:
+    ``forget_floor`` (nats, None = Eq. 8 as written): a forget target whose SID log-likelihood is already
+    below it stops contributing to L_F, which is otherwise unbounded below (an extension, measured in
+    docs/benchmarks/erasure.md, "Does bounding L_F help?"). ``retain_kl``: weight of an added
+    KL(parent || model) of the per-level token distributions on the retain batch (0 = Eq. 10 as written;
+    an extension, measured in docs/benchmarks/erasure.md, "Round 5"). ``kl_without_concept``: the KL
+    anchor's target is the parent's token distribution with the concept-only branches of the stored SIDs'
+    trie cut off and the rest renormalised, so the anchor keeps the parent's preferences among retain
+    items without holding probability on the concept (False = the parent's distribution as it is).
+    ``forget_kl``: weight of KL(cut parent || model) on the forget batch: at every forget target and
+    level, the parent's token distribution with the concept-only branches cut off (as
+    ``kl_without_concept``) is the target, so the forget histories keep the parent's preferences among
+    retain items while the concept's own branches lose their mass (0 = off; an extension, measured in
+    docs/benchmarks/erasure.md, "The baselines at their tuned settings on test"). ``kl_branch_shares``:
     in those cut targets every branch is weighted by the retain share of the training targets under it
     (one pseudo-count per item) instead of being kept whole unless concept-only, so a branch whose mass
-    is mostly the concept's is mostly removed too (an extension, measured in BENCHMARKS.md).
-    ``coherence_anchor``: L_Coh holds each neighbour's SID log-likelihood at the parent's on the same
-    forget history, a hinge relu(ll_parent - ll_model) that penalises a drop and rewards no rise, instead
-    of Eq. 9's unbounded raise (which promotes the concept's content neighbours in every user's top-k; an
-    extension, measured in BENCHMARKS.md). ``distil_steps`` > 0: after the commit, noise the weights a
-    share ``distil_noise`` of the way to a fresh initialisation and distil the erased model back into them
-    on retain batches at ``distil_lr`` (:mod:`tracer.unlearning.distil`; an extension, docs/method.md
-    §8.12)."""
+    is mostly the concept's is mostly removed too (an extension, measured in docs/benchmarks/erasure.md,
+    "ML-100k Children's with kl_branch_shares"). ``coherence_anchor``: L_Coh holds each neighbour's SID
+    log-likelihood at the parent's on the same forget history, a hinge relu(ll_parent - ll_model) that
+    penalises a drop and rewards no rise, instead of Eq. 9's unbounded raise (which promotes the
+    concept's content neighbours in every user's top-k; an extension, measured in
+    docs/benchmarks/erasure.md, "The baselines at their tuned settings on test"). ``distil_steps`` > 0:
+    after the commit, noise the weights a share ``distil_noise`` of the way to a fresh initialisation and
+    distil the erased model back into them on retain batches at ``distil_lr``
+    (:mod:`tracer.unlearning.distil`; an extension, docs/method.md §8.12)."""
 
     tau: float
     lambda1: float
