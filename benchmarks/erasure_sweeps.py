@@ -1,11 +1,14 @@
-"""Every erasure method's tuning sweep on one parent model, and the default-vs-best table.
+"""Every training method's tuning sweep on one parent model and concept, and the default-vs-pick table.
 
-    .venv/bin/python benchmarks/erasure_sweeps.py MODEL --data DATA --concept Horror --out runs/sweeps/NAME
+    .venv/bin/python benchmarks/erasure_sweeps.py MODEL --data DATA --concept Horror --out runs/tune/NAME
 
-Runs `tracer sweep` (grids of configs/unlearning/sweeps.yaml, each selected on the VALIDATION split)
-for each method in turn; finished cells are reused, so an interrupted run resumes. Prints one markdown
-row per method with its default and its best cell (valid retain NDCG@10, Exposure@10, concept mass,
-seconds) and saves the table to OUT/summary.md.
+Runs `tracer sweep` (the search spaces of configs/unlearning/sweeps.yaml, the same number of trials for
+every method, each picked on the VALIDATION split by one rule, docs/method.md §5.1) for each method in
+turn, all against one Retrain of MODEL (--retrain, or OUT/retrain trained once); finished cells are
+reused, so an interrupted run resumes. Prints one markdown row per method with its default and its
+picked cell (valid retain NDCG@10, Exposure@10, concept mass, seconds) and saves the table to
+OUT/summary.md. `tracer picks` combines such folders of the tuning concepts into a held-out grid's
+settings.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tracer.unlearning.sweep import SweepRequest, run_sweep
-
-BASELINES = ["finetune", "ga", "graddiff", "npo", "simnpo", "rmu", "tracer"]
+from tracer.unlearning.sweep import SweepRequest, run_sweep, search_spaces
 
 
 def row(method: str, summary: dict) -> str:
@@ -26,11 +27,8 @@ def row(method: str, summary: dict) -> str:
         )
 
     best = summary["best"]
-    settings = ", ".join(f"{k}={v}" for k, v in sorted(best["settings"].items())) or "(default)"
-    return (
-        f"| {method} | {len(summary['rows'])} | {cell(summary['default'])} "
-        f"| {summary['default']['score']:.3f} | {settings} | {cell(best)} | {best['score']:.3f} |"
-    )
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(best["settings"].items()))
+    return f"| {method} | {summary['trials']} | {cell(summary['default'])} | {settings} | {cell(best)} |"
 
 
 def main() -> None:
@@ -41,25 +39,28 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--concept", required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--methods", nargs="+", default=BASELINES)
+    parser.add_argument("--methods", nargs="+", default=list(search_spaces()[1]), help="default: all")
+    parser.add_argument("--retrain", type=Path, help="Retrain of MODEL (default: OUT/retrain, trained once)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     lines = [
-        "| method | cells | default: retain NDCG@10 / Exposure@10 / mass / s | score | best setting "
-        "| best: retain NDCG@10 / Exposure@10 / mass / s | score |",
-        "|---|---:|---|---:|---|---|---:|",
+        "| method | trials | default: retain NDCG@10 / Exposure@10 / mass / s | picked setting "
+        "| picked: retain NDCG@10 / Exposure@10 / mass / s |",
+        "|---|---:|---|---|---|",
     ]
     for method in args.methods:
-        summary = run_sweep(
-            SweepRequest(args.model, args.data, args.concept, method, args.out / method, seed=args.seed)
-        )
+        request = SweepRequest(args.model, args.data, args.concept, method, args.out / method,
+                               seed=args.seed, retrain_dir=args.retrain or args.out / "retrain")  # fmt: skip
+        summary = run_sweep(request)
         lines.append(row(method, summary))
         print(lines[-1], flush=True)
-    parent = summary["parent"]
-    lines.append(
-        f"\nParent (valid): retain NDCG@10 {parent['retain_ndcg@10']:.4f}, Exposure@10 "
-        f"{parent['exposure@10']:.4f}, concept mass {parent['concept_mass']:.4f}."
-    )
+    for name in ("parent", "retrain"):
+        ref = summary[name]
+        lines.append(
+            f"\n{name.title()} (valid): retain NDCG@10 {ref['retain_ndcg@10']:.4f}, Exposure@10 "
+            f"{ref['exposure@10']:.4f}, concept mass {ref['concept_mass']:.4f}."
+        )
+    lines.append(f"\nRule: {summary['rule']}.")
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     print(text)

@@ -59,8 +59,8 @@ def test_each_ablation_changes_one_setting_of_tracer():
         assert len({key for key in tracer if ablated[key] != tracer[key]}) == 1, name
 
 
-def test_sweep_grids_name_methods_and_their_settings():
-    for method, grid in read_yaml(UNLEARNING / "sweeps.yaml").items():
+def test_sweep_spaces_name_methods_and_their_settings():
+    for method, grid in read_yaml(UNLEARNING / "sweeps.yaml")["spaces"].items():
         assert set(grid) <= field_names(METHODS[method].config_class), method
 
 

@@ -14,7 +14,7 @@ from tracer.evaluation.erasure import ErasureEvalConfig
 from tracer.io import write_json
 from tracer.outputs import check_file_output
 from tracer.unlearning.runner import EraseRequest, erase
-from tracer.unlearning.sweep import SweepRequest, run_sweep
+from tracer.unlearning.sweep import RULE, SWEEPS_FILE, SweepRequest, run_sweep
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -133,24 +133,37 @@ def sweep_command(
     method: str = typer.Option(..., "--method"),
     out: Path = typer.Option(..., "--out", help="Sweep folder; finished cells are reused (resumable)."),
     grid: list[str] = typer.Option(
-        [], "--grid", help="key=v1,v2,... (repeatable); default: configs/unlearning/sweeps.yaml."
+        [], "--grid", help="key=v1,v2,... (repeatable); default: the method's space in sweeps.yaml."
+    ),
+    retrain: Path | None = typer.Option(
+        None,
+        "--retrain",
+        help="Retrain of MODEL for the concept (reused; trained there if missing). Default: OUT/retrain.",
     ),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
-    """Small tuning sweep of one method, selected on the validation split; reports default and best."""
     grid_values = {}
     for entry in grid:
         key, sep, values = entry.partition("=")
         if not sep:
             raise UserError(f"--grid expects key=v1,v2,..., got {entry!r}")
         grid_values[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
-    summary = run_sweep(SweepRequest(model, data, concept, method, out, grid_values or None, seed, device))
+    summary = run_sweep(
+        SweepRequest(model, data, concept, method, out, grid_values or None, seed, device, retrain)
+    )
     typer.echo(summary["table"])
-    typer.echo(f"default: {summary['default']['settings']}  best: {summary['best']['settings']}")
+    typer.echo(f"default: {summary['default']['settings']}  picked: {summary['best']['settings']}")
+
+
+SWEEP_HELP = (
+    "Tuning sweep of one method on the VALIDATION split: every trial of its search space "
+    f"({SWEEPS_FILE.name}: the same number of trials for every training method), its defaults as one "
+    f"more cell, the parent and Retrain. The pick: {RULE} (docs/method.md §5.1)."
+)
 
 
 def register(app: typer.Typer) -> None:
     app.command("erase")(erase_command)
     app.command("attack")(attack_command)
-    app.command("sweep")(sweep_command)
+    app.command("sweep", help=SWEEP_HELP)(sweep_command)
