@@ -15,6 +15,7 @@ from tracer.errors import UserError
 from tracer.pipelines.bench import run_bench
 from tracer.pipelines.bench_config import load_bench_config
 from tracer.reporting.html import write_report
+from tracer.reporting.picks import format_picks_table, load_picks
 from tracer.reporting.results import aggregate, format_headline_table, load_results
 from tracer.resources import config_file
 
@@ -27,6 +28,9 @@ def _run_and_report(config_path: Path, out: Path, device: str) -> None:
     run_bench(config, out, command=" ".join(["tracer", *sys.argv[1:]]), device=device)
     report = write_report(out)
     typer.echo(format_headline_table(aggregate(load_results(out).rows)))
+    picks = load_picks(out)
+    if picks is not None:
+        typer.echo("\n" + format_picks_table(picks))
     typer.echo(f"\nreport: {report}\nresults: {out / 'results.json'}  ({time.perf_counter() - started:.0f}s)")
 
 

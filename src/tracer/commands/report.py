@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tracer.reporting.html import write_report
+from tracer.reporting.picks import format_picks_table, load_picks
 from tracer.reporting.results import aggregate, format_headline_table, load_results
 
 
@@ -17,6 +18,9 @@ def report_command(
     """Write the HTML report of a results folder and print the headline metrics (mean±std over seeds)."""
     report = write_report(folder, out=out)
     typer.echo(format_headline_table(aggregate(load_results(folder).rows)))
+    picks = load_picks(folder)
+    if picks is not None:
+        typer.echo("\n" + format_picks_table(picks))
     typer.echo(f"-> {report}")
 
 

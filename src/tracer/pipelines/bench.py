@@ -34,7 +34,7 @@ from tracer.evaluation.evaluate import Ranking
 from tracer.evaluation.metrics import concept_share
 from tracer.io import atomic_path, read_json, write_json, write_parquet
 from tracer.model.artifact import TRAIN_CONFIG_FILE
-from tracer.pipelines.bench_config import BenchConfig, DatasetPlan
+from tracer.pipelines.bench_config import BenchConfig, DatasetPlan, read_picks
 from tracer.semantic_ids.build import SidsConfig, build_sids
 from tracer.training.checkpointing import has_training_state
 from tracer.training.config import TrainConfig, load_preset
@@ -343,4 +343,6 @@ def run_bench(
     config: BenchConfig, out: str | Path, command: str = "tracer bench", device: str = "cpu"
 ) -> dict:
     Path(out).mkdir(parents=True, exist_ok=True)
+    if config.picks is not None:  # the report shows the search spaces and picks these settings came from
+        write_json(Path(out) / "picks.json", read_picks(config.picks))
     return Bench(config, Path(out), command, device).run()

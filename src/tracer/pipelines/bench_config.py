@@ -14,6 +14,7 @@ Example::
     evaluation: {mass_users: 200, beam_width: 20}
     attack: {examples: 64, steps: [25, 50]}    # the attack suite's settings (AttackSuiteConfig), or false
     examples: 3                                # concept-fan users shown in the report
+    picks: runs/tune/picks.json                # the `tracer picks` file method_settings were written from
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from tracer.attacks.suite import AttackSuiteConfig
 from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig
+from tracer.io import atomic_path, read_json_checked
 from tracer.typed_config import load_config, read_yaml
 
 ALWAYS = ("original", "retrain")
@@ -47,6 +51,7 @@ class BenchConfig:
     evaluation: ErasureEvalConfig = field(default_factory=ErasureEvalConfig)
     attack: AttackSuiteConfig | None = field(default_factory=AttackSuiteConfig)
     examples: int = 3
+    picks: str | None = None  # the tuning picks (`tracer picks`) that method_settings apply unchanged
 
     @property
     def all_methods(self) -> list[str]:
@@ -75,7 +80,26 @@ def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
     for method in config.methods:
         if method != "original":
             method_class(method)  # unknown names fail here, before any work
+    if config.picks is not None:
+        picked = read_picks(config.picks)["methods"]
+        stale = [
+            m
+            for m in config.methods
+            if m in picked and config.method_settings.get(m) != picked[m]["settings"]
+        ]
+        if stale:
+            raise UserError(
+                f"{source}: method_settings of {', '.join(stale)} are not the picks of {config.picks}: "
+                f"rerun `tracer picks ... --bench {source}`"
+            )
     return config
+
+
+def read_picks(path: str | Path) -> dict:
+    """A picks file written by `tracer picks`; UserError when it is missing or unreadable."""
+    if not Path(path).is_file():
+        raise UserError(f"picks file {path} not found: run `tracer picks` on the tuning sweeps first")
+    return read_json_checked(path, "rerun `tracer picks`")
 
 
 def _plan(name: str, plan: dict | None) -> dict:
@@ -85,3 +109,33 @@ def _plan(name: str, plan: dict | None) -> dict:
 
 def load_bench_config(path: str | Path) -> BenchConfig:
     return parse_bench_config(read_yaml(path, "bench config"), str(path))
+
+
+def write_picks(config_path: Path, picks_path: Path, picks: dict) -> BenchConfig:
+    """Apply ``picks`` (written to ``picks_path``) to the bench config at ``config_path`` in place: every
+    tuned baseline in ``methods`` gives way to the best one, each tuned method listed gets its pick as
+    ``method_settings``, and ``picks`` names the file. Only those three top-level lines change (each must
+    be a one-line value); the other lines and comments are kept. Returns the rewritten config."""
+    raw = read_yaml(config_path, "bench config") or {}
+    tuned = picks["methods"]
+    best = picks["best_baseline"]
+    methods = [m for m in raw.get("methods") or [] if m not in tuned or m.startswith("tracer")]
+    methods += [best] if best and best not in methods else []
+    settings = {m: s for m, s in (raw.get("method_settings") or {}).items() if m not in tuned}
+    settings.update({m: tuned[m]["settings"] for m in methods if m in tuned})
+    lines = config_path.read_text().splitlines()
+    for key, value in {"methods": methods, "method_settings": settings, "picks": str(picks_path)}.items():
+        flow = yaml.safe_dump({key: value}, default_flow_style=True, width=1_000_000, sort_keys=False)
+        text = flow.strip()[1:-1]  # "{key: value}" -> "key: value"
+        found = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
+        if not found:
+            lines.append(text)
+            continue
+        index = found[0]
+        if index + 1 < len(lines) and lines[index + 1].startswith((" ", "-")):
+            raise UserError(f"{config_path}: write '{key}:' on one line so that `tracer picks` can set it")
+        comment = lines[index].partition("  #")[2]
+        lines[index] = text + (f"  #{comment}" if comment else "")
+    with atomic_path(config_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return load_bench_config(config_path)

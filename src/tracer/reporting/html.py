@@ -19,6 +19,7 @@ import pandas as pd
 
 from tracer.attacks.suite import ATTACK_METRICS
 from tracer.io import atomic_path
+from tracer.reporting.picks import load_picks, picks_html
 from tracer.reporting.plots import entanglement_plot, method_label, method_styles, tradeoff_plot
 from tracer.reporting.results import (
     METRICS,
@@ -141,6 +142,10 @@ def render_report(results: Results, plots_dir: Path) -> str:
         examples = [e for e in results.examples if (e["dataset"], e["concept"]) == (dataset, concept)]
         toc.append(f'<li><a href="#{anchor}">{escape(heading)}</a></li>')
         sections.append(_section(anchor, heading, concept, pair, tradeoff, entangled, examples))
+    picks = load_picks(results.folder)
+    if picks is not None:
+        toc.append('<li><a href="#tuning">Tuning: search spaces and picks</a></li>')
+        sections.append(picks_html(picks))
     return _page(results.meta, toc, sections)
 
 
