@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from tracer.data.artifact import load_dataset
-from tracer.data.concepts import concept_table, concept_targets, resolve_concept
+from tracer.data.concepts import concept_table, concept_targets, evaluable_concepts, resolve_concept
 from tracer.data.loaders import DATASETS, LoaderOptions, load_raw
 from tracer.data.pipeline import PrepareConfig, write_prepared
 from tracer.data.sequences import build_sequences
@@ -120,8 +120,16 @@ def concepts(
     data: Path = typer.Argument(..., help="A prepared dataset folder."),
     show: str | None = typer.Option(None, "--show", help="Resolve one concept spec and describe it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    min_test_users: int | None = typer.Option(
+        None,
+        "--min-test-users",
+        help="Only concepts with at least this many test users whose test "
+        "item is in them, most first (the concepts a benchmark can measure; 20 in docs/method.md §5.1).",
+    ),
 ) -> None:
     """List every concept with its items, forget training targets and test users."""
+    if min_test_users is not None and min_test_users < 1:
+        raise UserError(f"--min-test-users must be at least 1, got {min_test_users}")
     dataset = load_dataset(data)
     sequences = build_sequences(dataset)
     if show is not None:
@@ -142,6 +150,8 @@ def concepts(
         )
         return
     table = concept_table(dataset, sequences).sort_values("items", ascending=False)
+    if min_test_users is not None:
+        table = evaluable_concepts(table, min_test_users)
     if as_json:
         typer.echo(table.to_json(orient="records", indent=2))
     else:

@@ -166,3 +166,10 @@ def concept_table(dataset: Dataset, sequences: SequenceData) -> pd.DataFrame:
         for name, members in index.items()
     ]
     return pd.DataFrame(rows, columns=["concept", "items", "forget_targets", "test_users"])
+
+
+def evaluable_concepts(table: pd.DataFrame, min_test_users: int) -> pd.DataFrame:
+    """The rows of :func:`concept_table` with at least ``min_test_users`` test users whose test item is
+    in the concept (enough forget-test users to measure it), most such users first."""
+    kept = table[table["test_users"] >= min_test_users]
+    return kept.sort_values(["test_users", "concept"], ascending=[False, True]).reset_index(drop=True)

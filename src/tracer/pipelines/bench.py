@@ -157,7 +157,7 @@ class Bench:
             parts.append(plan.name)
         if len(self.config.concepts[plan.name]) > 1:
             parts.append(slug(concept))
-        if len(self.config.seeds) > 1:
+        if len(self.config.all_seeds) > 1:
             parts.append(f"seed{seed}")
         return self.out.joinpath("recs", *parts, f"{method}.parquet")
 
@@ -228,7 +228,7 @@ class Bench:
             (plan, concept, seed)
             for plan in self.config.datasets
             for concept in self.config.concepts[plan.name]
-            for seed in self.config.seeds
+            for seed in self.config.concept_seeds(concept)
         ]
         rows = []
         bar = tqdm(total=len(cells) * len(self.config.all_methods), desc="bench cells")

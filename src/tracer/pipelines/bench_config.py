@@ -10,6 +10,7 @@ Example::
     concepts: {ml-100k: [Horror, "Children's"]}
     methods: [tracer, ga, npo, filter]         # "original" and "retrain" are always evaluated
     seeds: [0, 1, 2]
+    extra_seeds: {Horror: [3, 4]}              # more seeds for some concepts (on top of `seeds`)
     method_settings: {ga: {lr: 1.0e-5}}        # overrides of configs/unlearning/<method>.yaml
     evaluation: {mass_users: 200, beam_width: 20}
     attack: {examples: 64, steps: [25, 50]}    # the attack suite's settings (AttackSuiteConfig), or false
@@ -47,6 +48,7 @@ class BenchConfig:
     concepts: dict[str, list[str]]
     methods: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
+    extra_seeds: dict[str, list[int]] = field(default_factory=dict)
     method_settings: dict[str, dict] = field(default_factory=dict)
     evaluation: ErasureEvalConfig = field(default_factory=ErasureEvalConfig)
     attack: AttackSuiteConfig | None = field(default_factory=AttackSuiteConfig)
@@ -56,6 +58,14 @@ class BenchConfig:
     @property
     def all_methods(self) -> list[str]:
         return list(ALWAYS) + [m for m in self.methods if m not in ALWAYS]
+
+    def concept_seeds(self, concept: str) -> list[int]:
+        """The seeds a concept runs on: ``seeds``, then its ``extra_seeds``."""
+        return list(dict.fromkeys([*self.seeds, *self.extra_seeds.get(concept, [])]))
+
+    @property
+    def all_seeds(self) -> list[int]:
+        return list(dict.fromkeys([*self.seeds, *(s for extra in self.extra_seeds.values() for s in extra)]))
 
 
 def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
@@ -75,6 +85,10 @@ def parse_bench_config(raw: dict, source: str = "bench config") -> BenchConfig:
     missing = [d.name for d in config.datasets if d.name not in config.concepts]
     if missing:
         raise UserError(f"{source}: no concepts listed for dataset(s) {missing}")
+    listed = {concept for concepts in config.concepts.values() for concept in concepts}
+    unknown = sorted(set(config.extra_seeds) - listed)
+    if unknown:
+        raise UserError(f"{source}: extra_seeds names concept(s) {unknown} that no dataset lists")
     from tracer.unlearning.methods import method_class
 
     for method in config.methods:
