@@ -46,13 +46,14 @@ def parse_variant(text: str) -> tuple[str, str, dict]:
     return name, method, overrides
 
 
-def measure(model_dir: Path, args, evaluation: ErasureEvalConfig, cache: Path) -> dict:
+def measure(
+    model_dir: Path, data: Path, concept: str, parent: Path, evaluation: ErasureEvalConfig, cache: Path
+) -> dict:
+    """Retain NDCG@10, Exposure@10, concept mass, cost and the attack suite of one artifact; cached."""
     if cache.is_file():
         return json.loads(cache.read_text())
-    metrics, _ = evaluate_erasure(model_dir, args.data, args.concept, evaluation)
-    attacks = run_attack_suite(
-        model_dir, args.data, args.concept, ATTACKS, evaluation, parent_dir=args.parent
-    )
+    metrics, _ = evaluate_erasure(model_dir, data, concept, evaluation)
+    attacks = run_attack_suite(model_dir, data, concept, ATTACKS, evaluation, parent_dir=parent)
     curve = [p["exposure@10"] for p in attacks["relearning"]["points"] if p["steps"] > 0]
     row = {
         "retain_ndcg@10": metrics["headline"]["retain_ndcg@10"],
@@ -66,29 +67,44 @@ def measure(model_dir: Path, args, evaluation: ErasureEvalConfig, cache: Path) -
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--parent", "--retrain", "--data", "--out"):
-        parser.add_argument(flag, type=Path, required=True)
-    parser.add_argument("--concept", required=True)
-    parser.add_argument("--split", default="valid", choices=["valid", "test"])
-    parser.add_argument("--variant", action="append", default=[])
-    parser.add_argument("--report-only", action="store_true", help="Tables and plot of finished rows only.")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    evaluation = ErasureEvalConfig(split=args.split)
-    rows = {"retrain": measure(args.retrain, args, evaluation, args.out / "retrain.json")}
-    for name, method, overrides in map(parse_variant, args.variant):
-        if args.report_only and not (args.out / f"{name}.json").is_file():
+def run_variants(
+    parent: Path,
+    retrain: Path,
+    data: Path,
+    concept: str,
+    split: str,
+    out: Path,
+    variants: list[tuple[str, str, dict]],
+    report_only: bool = False,
+) -> dict[str, dict]:
+    """Retrain's row and each variant's ``(name, method, overrides)``: erased from ``parent`` into
+    ``out/artifacts/<name>`` and measured on ``split``; finished variants are reused (a variant whose
+    settings changed since is refused). ``report_only``: the finished variants only."""
+    out.mkdir(parents=True, exist_ok=True)
+    evaluation = ErasureEvalConfig(split=split)
+    rows = {"retrain": measure(retrain, data, concept, parent, evaluation, out / "retrain.json")}
+    for name, method, overrides in variants:
+        cache = out / f"{name}.json"
+        if report_only and not cache.is_file():
             continue
-        artifact = args.out / "artifacts" / name
+        settings = {"method": method, **overrides}
+        if cache.is_file() and json.loads(cache.read_text()).get("settings", settings) != settings:
+            raise SystemExit(
+                f"error: {cache} was measured with other settings: delete it and {out / 'artifacts' / name}"
+            )
+        artifact = out / "artifacts" / name
         if not artifact.is_dir():
-            erase(EraseRequest(args.parent, args.data, args.concept, method, artifact, overrides=overrides))
-        rows[name] = measure(artifact, args, evaluation, args.out / f"{name}.json")
-        rows[name]["settings"] = {"method": method, **overrides}
+            erase(EraseRequest(parent, data, concept, method, artifact, overrides=overrides))
+        rows[name] = {**measure(artifact, data, concept, parent, evaluation, cache), "settings": settings}
+        cache.write_text(json.dumps(rows[name], indent=2))
+    return rows
+
+
+def frontier_table(rows: dict[str, dict], concept: str, split: str) -> str:
+    """The markdown table of :func:`run_variants`' rows, each also as a share of Retrain's."""
     reference = rows["retrain"]
     lines = [
-        f"Concept {args.concept}, split {args.split}; relearning: 64 forget examples, "
+        f"Concept {concept}, split {split}; relearning: 64 forget examples, "
         "Exposure@10 at 25/50/100/200 steps.",
         "",
         "| variant | retain NDCG@10 (% Retrain) | Exposure@10 | attack @50 | curve 25/50/100/200 "
@@ -104,7 +120,23 @@ def main() -> None:
             f"{row['attack_exposure@10']:.3f} | {curve} | {row['restore_exposure@10']:.4f} | "
             f"{row['probe_auc']:.3f} | {cost:.1f}% |"
         )
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--parent", "--retrain", "--data", "--out"):
+        parser.add_argument(flag, type=Path, required=True)
+    parser.add_argument("--concept", required=True)
+    parser.add_argument("--split", default="valid", choices=["valid", "test"])
+    parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--report-only", action="store_true", help="Tables and plot of finished rows only.")
+    args = parser.parse_args()
+    variants = list(map(parse_variant, args.variant))
+    rows = run_variants(
+        args.parent, args.retrain, args.data, args.concept, args.split, args.out, variants, args.report_only
+    )
+    table = frontier_table(rows, args.concept, args.split)
     (args.out / "frontier.md").write_text(table + "\n")
     (args.out / "frontier.json").write_text(json.dumps(rows, indent=2))
     figure, axes = plt.subplots(figsize=(6, 4.5))
