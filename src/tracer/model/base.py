@@ -174,6 +174,20 @@ class GenerativeRecommender(nn.Module, ABC):
         it (one pass); position 0 and PAD positions are undefined and must be masked by the caller."""
         raise NotImplementedError(f"{type(self).__name__} trains on (history, target) examples")
 
+    def sequence_nll(self, sequences: Tensor, loss_mask: Tensor) -> Tensor:
+        """The fused training loss of windows: (B, T) and their loss mask (B, T) -> the NLL of each
+        position's full SID (B, T) float32, 0 where the mask is False. Equal to the NLL read from
+        :meth:`sequence_log_probs` within float rounding, with fixed shapes and no host-device sync (no
+        boolean indexing, PAD columns kept). Only ``batch_kind == "sequence"`` backbones implement it."""
+        raise NotImplementedError(f"{type(self).__name__} trains on (history, target) examples")
+
+    def next_item_nll(self, histories: Tensor, next_items: Tensor) -> Tensor:
+        """The fused training loss of (history, next item) pairs: (B, T), (B,) -> the NLL of each next
+        item's full SID (B,) float32, equal to the NLL read from :meth:`next_item_log_probs` within
+        float rounding, with fixed shapes and no host-device sync. Only ``batch_kind == "target"``
+        backbones implement it."""
+        raise NotImplementedError(f"{type(self).__name__} trains on whole sequences")
+
     def config_dict(self) -> dict:
         """Constructor arguments (besides ``codes``) needed to rebuild this model from a checkpoint."""
         raise NotImplementedError

@@ -136,6 +136,18 @@ class CausalRecommender(GenerativeRecommender):
         padding = uniform.expand(batch, full_width - length, -1, -1)  # dropped PAD columns: finite filler
         return torch.cat([padding, log_probs], dim=1)
 
+    def sequence_nll(self, sequences: Tensor, loss_mask: Tensor) -> Tensor:
+        """Windows (B, T), T <= ``max_history + 1``, and their loss mask -> the NLL of each position's SID
+        (B, T), 0 where the mask is False (:meth:`GenerativeRecommender.sequence_nll`)."""
+        if sequences.shape[1] > self.config.max_history + 1:
+            raise ValueError(
+                f"windows hold at most max_history + 1 = {self.config.max_history + 1} items, "
+                f"got {sequences.shape[1]} columns"
+            )
+        per_item, _, _ = self._window_pass(sequences)
+        nll = self.heads.sid_nll(per_item, self.codes[sequences.clamp_min(0)])
+        return nll.masked_fill(~loss_mask, 0.0)
+
     def scored_positions(
         self, sequences: Tensor, rows: Tensor, columns: Tensor
     ) -> tuple[Tensor, HistoryCache]:

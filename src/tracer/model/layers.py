@@ -164,6 +164,16 @@ class LevelHeads(nn.Module):
         logits = torch.einsum("...ld,lvd->...lv", hidden, self.weight) + self.bias
         return masked_log_softmax(logits, self.vocab_mask)
 
+    def sid_nll(self, hidden: Tensor, codes: Tensor) -> Tensor:
+        """Hidden states (..., L, d), row l predicting level l, and the target codes (..., L) -> the NLL
+        of each full SID (...,) in float32: the cross-entropy of :meth:`all_levels_log_probs` summed over
+        levels, fused into one logsumexp over the padded (L, V) logits minus the target logits, without
+        a log-softmax tensor."""
+        logits = (torch.einsum("...ld,lvd->...lv", hidden, self.weight) + self.bias).float()
+        logits = logits.masked_fill(~self.vocab_mask, float("-inf"))
+        target = logits.gather(-1, codes[..., None])[..., 0]  # (..., L)
+        return (logits.logsumexp(dim=-1) - target).sum(dim=-1)
+
 
 def masked_log_softmax(logits: Tensor, vocab_mask: Tensor) -> Tensor:
     """Log-softmax in float32 over the allowed entries; -inf elsewhere."""

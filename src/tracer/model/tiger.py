@@ -142,7 +142,11 @@ class TigerRecommender(GenerativeRecommender):
 
     def encode_history(self, histories: Tensor) -> EncodedHistory:
         """Histories (B, T) left-padded with PAD_ITEM -> :class:`EncodedHistory` (N = T' * L + 1 tokens)."""
-        histories = recent_history(histories, self.config.max_history)
+        return self._encode(recent_history(histories, self.config.max_history))
+
+    def _encode(self, histories: Tensor) -> EncodedHistory:
+        """As :meth:`encode_history` for histories of at most ``max_history`` columns, taken as they are
+        (leading all-PAD columns cost time but change no real token's output)."""
         batch, length = histories.shape
         tokens = self.item_token_embeddings(histories) + self.level_position.weight  # (B, T', L, d)
         if self.config.position_encoding == "absolute":
@@ -184,6 +188,15 @@ class TigerRecommender(GenerativeRecommender):
         level = prefix_embeddings.shape[2]
         hidden = self._decode(cache, prefix_embeddings)[:, :, -1]  # (B, W, d)
         return self.heads.level_log_probs(hidden, level)
+
+    def next_item_nll(self, histories: Tensor, next_items: Tensor) -> Tensor:
+        """Histories (B, T), next items (B,) -> NLL of each next item's SID (B,) from one encoder and one
+        decoder pass, the history cut to its last ``max_history`` columns (a fixed shape) and not
+        trimmed further (:meth:`GenerativeRecommender.next_item_nll`)."""
+        cache = self._encode(histories[:, -self.config.max_history :])
+        targets = self.item_token_embeddings(next_items)  # (B, L, d)
+        hidden = self._decode(cache, targets[:, None, :-1])[:, 0]  # (B, L, d): row l predicts level l
+        return self.heads.sid_nll(hidden, self.codes[next_items])
 
     def candidate_level_log_probs(self, cache: EncodedHistory, candidate_embeddings: Tensor) -> Tensor:
         """Fused teacher forcing of W candidates per history in one decoder pass:

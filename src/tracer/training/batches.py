@@ -44,6 +44,15 @@ def _sid_nll(model: GenerativeRecommender, log_probs: Tensor, items: Tensor) -> 
     return -picked.sum(dim=-1)
 
 
+def to_device(tensor: Tensor, device: torch.device | str) -> Tensor:
+    """A host tensor on ``device``. To a GPU it goes through pinned memory without blocking the host (the
+    copy is ordered on the stream, so a step needs no host-device sync); the values are the same."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 @dataclass
 class TargetBatch:
     """``histories`` (B, max_history) int64 left-padded with PAD_ITEM; ``targets`` (B,) int64."""
@@ -56,11 +65,15 @@ class TargetBatch:
         return int(self.targets.shape[0])
 
     def to(self, device: torch.device | str) -> TargetBatch:
-        return TargetBatch(self.histories.to(device), self.targets.to(device))
+        return TargetBatch(to_device(self.histories, device), to_device(self.targets, device))
 
     def target_nll(self, model: GenerativeRecommender) -> Tensor:
         """NLL of every target's SID, (B,)."""
         return _sid_nll(model, model.next_item_log_probs(self.histories, self.targets), self.targets)
+
+    def fused_nll(self, model: GenerativeRecommender) -> Tensor:
+        """:meth:`target_nll` by the fused cross-entropy (``GenerativeRecommender.next_item_nll``), (B,)."""
+        return model.next_item_nll(self.histories, self.targets)
 
 
 @dataclass
@@ -75,12 +88,17 @@ class SequenceBatch:
         return int(self.loss_mask.sum())
 
     def to(self, device: torch.device | str) -> SequenceBatch:
-        return SequenceBatch(self.sequences.to(device), self.loss_mask.to(device))
+        return SequenceBatch(to_device(self.sequences, device), to_device(self.loss_mask, device))
 
     def target_nll(self, model: GenerativeRecommender) -> Tensor:
         """NLL of every scored position's SID, (n_targets,) in row-major order of the mask."""
         log_probs = model.sequence_log_probs(self.sequences)  # (B, T, n_levels, max_vocab)
         return _sid_nll(model, log_probs[self.loss_mask], self.sequences[self.loss_mask])
+
+    def fused_nll(self, model: GenerativeRecommender) -> Tensor:
+        """The NLL of every position's SID by the fused cross-entropy (``model.sequence_nll``), (B,
+        max_history + 1) with 0 where the loss mask is False: its sum is that of :meth:`target_nll`."""
+        return model.sequence_nll(self.sequences, self.loss_mask)
 
 
 Batch = TargetBatch | SequenceBatch

@@ -47,6 +47,12 @@ class TrainConfig:
     optimiser step (``ema = decay * ema + (1 - decay) * weights``); validation, the best checkpoint and
     the final metrics then use the averaged weights.
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    The GPU fast path (both off by default; the losses equal the default path's within float rounding):
+    ``fused_loss`` computes each step's loss by one logsumexp over the padded (levels x vocabulary)
+    logits of every window position or target, masked, instead of a log-softmax read at the scored
+    positions: fixed shapes and no host-device sync in a step. ``compile`` runs the loss (forward and
+    backward) through ``torch.compile``; with ``fused_loss`` it is one graph. Compiled dropout draws its
+    masks from the compiler's random stream: as seeded and resumable, but another draw than eager's.
     """
 
     backbone: str = "causal"
@@ -69,6 +75,8 @@ class TrainConfig:
     eval_beam_width: int = setting(20, ge=10)  # validation ranks the top 10
     eval_batch_size: int = setting(256, ge=1)
     ema_decay: float | None = setting(None, gt=0, lt=1)
+    fused_loss: bool = False
+    compile: bool = False
     device: str = "auto"
 
     def validate(self, source: str = "train config") -> None:

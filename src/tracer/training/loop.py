@@ -11,7 +11,9 @@ One call of :func:`train` runs single-process or under ``torchrun`` (DDP, see ``
   kept in ``out_dir`` and training stops after ``patience`` epochs without improvement;
 - the state is saved atomically after every epoch (``checkpointing.py``) and ``resume=True`` continues a
   killed run to bit-identical final weights on CPU;
-- at the end the best model is evaluated on valid and test users (``metrics.json``).
+- at the end the best model is evaluated on valid and test users (``metrics.json``);
+- ``fused_loss`` and ``compile`` (:class:`TrainConfig`): the GPU fast path, off by default, with the
+  same losses within float rounding.
 Run folder: ``model.safetensors`` + ``config.json`` (best weights), ``sids/``, ``train_config.yaml``,
 ``train_log.json``, ``metrics.json``, ``state/``.
 """
@@ -75,17 +77,27 @@ PROGRESS_EVERY = 5  # steps between progress-bar updates
 
 
 class SummedNLL(nn.Module):
-    """The module DDP wraps: forward(batch) -> summed SID NLL of the batch's targets (bf16 on CUDA)."""
+    """The module DDP wraps: forward(batch) -> summed SID NLL of the batch's targets (bf16 on CUDA);
+    ``fused``: by the fused cross-entropy (``TrainConfig.fused_loss``)."""
 
-    def __init__(self, model: GenerativeRecommender) -> None:
+    def __init__(self, model: GenerativeRecommender, fused: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.fused = fused
 
     def forward(self, batch: Batch) -> Tensor:
         on_cuda = self.model.codes.device.type == "cuda"
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else contextlib.nullcontext()
         with autocast:
-            return batch.target_nll(self.model).sum()
+            nll = batch.fused_nll(self.model) if self.fused else batch.target_nll(self.model)
+            return nll.sum()
+
+
+def loss_module_for(model: GenerativeRecommender, config: TrainConfig, context: DistContext) -> nn.Module:
+    """The module a step calls: :class:`SummedNLL` of the config's loss, in DDP under several processes,
+    compiled with ``config.compile``."""
+    module = wrap_ddp(SummedNLL(model, config.fused_loss), context)
+    return torch.compile(module) if config.compile else module
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -359,7 +371,7 @@ def _train(
     averaged = weight_average(model, config)
     progress = load_training_state(out_dir, model, optimizer, averaged) if resuming else TrainingProgress()
     evaluated = model if averaged is None else averaged.module  # the weights that are validated and kept
-    loss_module = wrap_ddp(SummedNLL(model), context)
+    loss_module = loss_module_for(model, config, context)
     examples = TrainingExamples(
         data, model.batch_kind, model_max_history(model), target_mask, config.rows_per_epoch
     )

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from tracer.data.sequences import SequenceData
 from tracer.model.decoding import pad_histories
-from tracer.training.batches import BatchKind, SequenceBatch, TrainingExamples
+from tracer.training.batches import BatchKind, SequenceBatch, TrainingExamples, to_device
 
 
 @dataclass
@@ -28,7 +28,7 @@ class TargetBatch:
     items: Tensor
 
     def to(self, device: torch.device | str) -> TargetBatch:
-        return TargetBatch(self.histories.to(device), self.items.to(device))
+        return TargetBatch(to_device(self.histories, device), to_device(self.items, device))
 
 
 @dataclass
