@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks of the generative recommender, as one prepared command for a CUDA machine.
 #
-#   tests     tests/test_cuda.py: bf16 autocast in the training loss, CUDA training lowers the loss and
-#             saves float32 weights, GPU beam search = GPU exact scorer = CPU exact scorer, SASRec on CUDA
-#   flops     training throughput as model FLOP/s next to bf16 matmul FLOP/s (benchmarks/train_flops.py)
+#   tests     tests/test_cuda.py: bf16 autocast in the training loss, a fast-path step makes no host-device
+#             sync and the fast path gives the default losses, CUDA training lowers the loss and saves
+#             float32 weights, GPU beam search = GPU exact scorer = CPU exact scorer, SASRec on CUDA
+#   flops     training throughput as model FLOP/s next to bf16 matmul FLOP/s (benchmarks/train_flops.py),
+#             steps/s and targets/s of the default path, then of the fast path (fused_loss + compile)
 #   decoding  beam-search users/s on the GPU against the per-beam loop (benchmarks/decoding_speed.py)
 #   train     `tracer train` of ML-1M with $PRESET on the GPU, stopped after $TRAIN_SECONDS; it saves its
 #             state every epoch, so a second call with the same $RUN continues it (--resume)
@@ -22,11 +24,13 @@ STAGES=${STAGES:-tests flops decoding train}
 PRESET=${PRESET:-ml-1m-deep}
 EPOCHS=${EPOCHS:-}  # e.g. 20: passed to tracer train as --max-epochs
 TRAIN_SECONDS=${TRAIN_SECONDS:-240}
+FLOPS_STEPS=${FLOPS_STEPS:-200}  # timed steps of each flops run (the first, compiling, step is not timed)
 RUN=${RUN:-runs/ml-1m/gpu-$(basename "$PRESET" .yaml)${EPOCHS:+-e$EPOCHS}}
-DATA=runs/ml-1m/data
-SIDS=runs/ml-1m/sids-cf
+DATA=${DATA:-runs/ml-1m/data}
+SIDS=${SIDS:-runs/ml-1m/sids-cf}
 PYTHON=${PYTHON:-python3}
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu dry-runs the flops, decoding and train stages on a CPU machine
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu dry-runs the flops, decoding and train stages on a CPU machine, e.g.
+# DEVICE=cpu STAGES=flops PRESET=ml-100k FLOPS_STEPS=20 DATA=runs/ml-100k/data SIDS=runs/ml-100k/sids
 export PYTHONPATH="$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 LOG="$OUT/device_check.log"
@@ -55,11 +59,14 @@ if stage tests; then
 fi
 
 if stage flops; then
-    say "train_flops: $PRESET, 200 steps"
-    $PYTHON benchmarks/train_flops.py --data "$DATA" --sids "$SIDS" --preset "$PRESET" \
-        --steps-only causal --steps 200 --device "$DEVICE" --label "$(basename "$PRESET" .yaml)-$DEVICE" \
-        2>&1 | tail -n 4 | tee -a "$LOG" || status=1
-    mv benchmarks/results/training_"$(basename "$PRESET" .yaml)-$DEVICE".json "$OUT/" 2>/dev/null
+    for path in default fast; do
+        label="$(basename "$PRESET" .yaml)-$DEVICE" fast=()
+        [[ $path == fast ]] && label+=-fast fast=(--fast-path)
+        say "train_flops: $PRESET, $FLOPS_STEPS steps, $path path"
+        $PYTHON benchmarks/train_flops.py --data "$DATA" --sids "$SIDS" --preset "$PRESET" \
+            --steps-only causal --steps "$FLOPS_STEPS" --device "$DEVICE" --label "$label" \
+            ${fast[@]+"${fast[@]}"} --out "$OUT/training_$label.json" 2>&1 | tail -n 4 | tee -a "$LOG" || status=1
+    done
 fi
 
 if stage decoding; then

@@ -8,13 +8,14 @@ of a real training batch (matmuls and attention; element-wise work is not counte
 reference is the best of several timed ``torch.mm`` in the training precision (fp32 2048^2 on a CPU,
 bf16 8192^2 on CUDA, where training runs under bf16 autocast), measured right before and right after
 training in the same process. ``--device cuda`` runs all of it on the GPU
-(``benchmarks/device_check.sh``).
+(``benchmarks/device_check.sh``); ``--fast-path`` turns on the preset's ``fused_loss`` and ``compile``
+(the GPU fast path, issue 26) for the throughput of ``--steps-only``.
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 OMP_WAIT_POLICY=PASSIVE \\
       .venv/bin/python benchmarks/train_flops.py --data runs/ml-100k/data \\
       --sids runs/ml-100k/sids-rq-kmeans --preset ml-100k --backbone causal --backbone tiger
 
-Writes ``benchmarks/results/training_<label>.json`` and prints a markdown table.
+Writes ``benchmarks/results/training_<label>.json`` (or ``--out``) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
-from tracer.distributed import resolve_device
+from tracer.distributed import init_distributed, resolve_device
 from tracer.io import read_json, write_json
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.batches import TrainingExamples
 from tracer.training.config import TrainConfig, load_preset
-from tracer.training.loop import SummedNLL, build_model, make_optimizer, model_max_history, train
+from tracer.training.loop import (
+    SummedNLL,
+    build_model,
+    loss_module_for,
+    make_optimizer,
+    model_max_history,
+    train,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -69,20 +77,21 @@ def flops_per_target(config: TrainConfig, data_dir: str, sids_dir: str) -> tuple
     examples = TrainingExamples(data, model.batch_kind, model_max_history(model))
     step = next(examples.epoch_steps(config.batch_size, config.seed, 0))
     with FlopCounterMode(display=False) as counter:
-        SummedNLL(model)(step.batch.to(model.codes.device)).backward()
+        SummedNLL(model, config.fused_loss)(step.batch.to(model.codes.device)).backward()
     return counter.get_total_flops() / step.global_targets, sum(p.numel() for p in model.parameters())
 
 
-def step_throughput(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> float:
-    """Training targets/s over ``steps`` optimiser steps (after one warm-up step), no validation:
-    for backbones too slow to train to early stop here (tiger on a CPU)."""
+def step_throughput(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> tuple[float, float]:
+    """Training targets/s and steps/s over ``steps`` optimiser steps (after one warm-up step, which
+    compiles with ``compile``), no validation: for backbones too slow to train to early stop here (tiger
+    on a CPU), and for the GPU fast path against the default one."""
     device = resolve_device(config.device)
     data = build_sequences(load_dataset(data_dir))
     model = build_model(config, SidTable.load(sids_dir)).to(device).train()
     optimizer = make_optimizer(model, config)
-    loss_module = SummedNLL(model)
+    loss_module = loss_module_for(model, config, init_distributed(config.device))
     examples = TrainingExamples(data, model.batch_kind, model_max_history(model))
-    done, start = 0, 0.0
+    done, timed, start = 0, 0, 0.0
     for index, step in enumerate(examples.epoch_steps(config.batch_size, config.seed, 0)):
         if index == 1:
             synchronize(device)
@@ -93,17 +102,19 @@ def step_throughput(config: TrainConfig, data_dir: str, sids_dir: str, steps: in
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         done += step.global_targets if index >= 1 else 0
+        timed += index >= 1
         if index == steps:
             break
     synchronize(device)
-    return done / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return done / seconds, timed / seconds
 
 
 def benchmark_steps(config: TrainConfig, data_dir: str, sids_dir: str, steps: int) -> dict:
     device = resolve_device(config.device)
     per_target, params = flops_per_target(config, data_dir, sids_dir)
     peak_before = matmul_flops(device)
-    targets_per_second = step_throughput(config, data_dir, sids_dir, steps)
+    targets_per_second, steps_per_second = step_throughput(config, data_dir, sids_dir, steps)
     peak_after = matmul_flops(device)
     achieved = per_target * targets_per_second
     return {
@@ -111,6 +122,7 @@ def benchmark_steps(config: TrainConfig, data_dir: str, sids_dir: str, steps: in
         "config": config.to_dict(),
         "parameters": params,
         "measured_steps": steps,
+        "steps_per_second": steps_per_second,
         "targets_per_second": targets_per_second,
         "flops_per_target": per_target,
         "achieved_flops": achieved,
@@ -167,7 +179,8 @@ def markdown(rows: list[dict]) -> str:
         peak = (r["matmul_flops_before"] + r["matmul_flops_after"]) / 2
         if "valid" not in r:  # throughput only
             lines.append(
-                f"| {r['backbone']} | {r['parameters']:,} | ({r['measured_steps']} steps only) | - | - | - | "
+                f"| {r['backbone']} | {r['parameters']:,} | ({r['measured_steps']} steps only, "
+                f"{r['steps_per_second']:.1f} steps/s) | - | - | - | "
                 f"{r['targets_per_second']:,.0f} | {r['achieved_flops'] / 1e9:.1f} | {peak / 1e9:.1f} | "
                 f"{r['share_of_matmul']:.0%} |"
             )
@@ -207,10 +220,16 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default=None, help="cpu, cuda or auto (default: the preset's).")
+    parser.add_argument(
+        "--fast-path", action="store_true", help="Set the preset's fused_loss and compile (GPU fast path)."
+    )
+    parser.add_argument("--out", default=None, help="Results file (default: results/training_<label>.json).")
     args = parser.parse_args()
     base = load_preset(args.preset)
     if args.device is not None:
         base = base.replace(device=args.device)
+    if args.fast_path:
+        base = base.replace(fused_loss=True, compile=True)
     rows = []
     for backbone in args.backbone or ([] if args.steps_only else [base.backbone]):
         config = base.replace(backbone=backbone)  # like `tracer train --backbone`: same model overrides
@@ -229,7 +248,7 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MALLOC_MMAP_MAX_")},
     }
-    write_json(RESULTS / f"training_{label}.json", {"machine": machine, "runs": rows})
+    write_json(args.out or RESULTS / f"training_{label}.json", {"machine": machine, "runs": rows})
     print(json.dumps(machine))
     print(markdown(rows))
 

@@ -1,4 +1,5 @@
-"""The CUDA path: bf16 autocast in training, decoding on the GPU, SASRec on the GPU.
+"""The CUDA path: bf16 autocast in training, the fast path (no host-device sync in a step, the same
+losses), decoding on the GPU, SASRec on the GPU.
 
 Skipped where torch sees no CUDA device (CI, the CPU machines). Run them on a GPU machine with
 ``benchmarks/device_check.sh``, which also times ML-1M training there.
@@ -22,7 +23,7 @@ from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.trie import PrefixTrie
 from tracer.training.batches import TrainingExamples
 from tracer.training.config import load_preset
-from tracer.training.loop import SummedNLL, build_model
+from tracer.training.loop import SummedNLL, build_model, make_optimizer
 from tracer.training.loop import train as train_generative
 from tracer.training.sasrec_train import train_sasrec
 
@@ -41,6 +42,44 @@ def test_training_loss_runs_in_bf16_and_stays_close_to_float32(tiny_inputs, back
         bf16 = SummedNLL(model)(batch)
     assert bf16.item() != float32.item()  # autocast changed the arithmetic
     torch.testing.assert_close(bf16.float(), float32, rtol=3e-2, atol=0.0)
+
+
+def test_fast_path_training_steps_never_wait_for_the_gpu(tiny_inputs):
+    """With ``fused_loss`` a step (pinned batch copy, loss, backward, clipping, fused AdamW) makes no
+    host-device sync: torch raises on any synchronising call in sync-debug mode "error"."""
+    config = load_preset("tiny").replace(device="cuda", fused_loss=True)
+    model = build_model(config, SidTable.load(tiny_inputs[1])).cuda().train()
+    optimizer = make_optimizer(model, config)
+    loss_module = SummedNLL(model, fused=True)
+    examples = TrainingExamples(build_sequences(load_dataset(tiny_inputs[0])), model.batch_kind, 8)
+    steps = list(examples.epoch_steps(batch_size=16, seed=0, epoch=0))[:4]
+
+    def step(index: int) -> torch.Tensor:
+        loss = loss_module(steps[index].batch.to("cuda")) / steps[index].global_targets
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        return loss.detach()
+
+    step(0)  # the first step initialises the optimiser state and the libraries' handles
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = torch.stack([step(index) for index in range(1, len(steps))])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert bool(torch.isfinite(losses).all())
+
+
+def test_fast_path_losses_equal_the_default_ones_on_cuda(tiny_inputs, tmp_path):
+    """One step an epoch, no dropout: fused_loss + compile against the default path, under bf16."""
+    base = load_preset("tiny").replace(device="cuda", max_epochs=4, patience=4, batch_size=16,
+                                       rows_per_epoch=16, model_overrides={"dropout": 0.0})  # fmt: skip
+    losses = {}
+    for name, changes in (("default", {}), ("fast", {"fused_loss": True, "compile": True})):
+        train_generative(base.replace(**changes), *tiny_inputs, tmp_path / name, show_progress=False)
+        losses[name] = [entry["loss"] for entry in read_json(tmp_path / name / "train_log.json")]
+    np.testing.assert_allclose(losses["fast"], losses["default"], rtol=5e-3)
 
 
 def test_cuda_training_lowers_the_loss_and_saves_float32_weights(tiny_inputs, tmp_path):
