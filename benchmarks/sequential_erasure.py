@@ -9,7 +9,8 @@ finished steps are reused. Writes ``sequential.json`` and ``sequential.md`` unde
 
     python benchmarks/sequential_erasure.py --parent runs/ml-100k/parent \\
         --retrain runs/ml-100k/retrain-five \\
-        --data runs/ml-100k/data --concept Horror --concept "Children's" --concept Sci-Fi --out runs/chain
+        --data runs/ml-100k/data --concept Horror --concept "Children's" --concept Sci-Fi --out runs/chain \\
+        [--method tracer-no-mask --set forget_kl=3 ...]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from tracer.attacks.suite import AttackSuiteConfig, run_attack_suite
 from tracer.data.artifact import load_dataset
@@ -60,7 +62,9 @@ def main() -> None:
         parser.add_argument(flag, type=Path, required=True)
     parser.add_argument("--concept", action="append", required=True)
     parser.add_argument("--method", default="tracer")
+    parser.add_argument("--set", action="append", default=[], help="key=value over the method's defaults")
     args = parser.parse_args()
+    overrides = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sequential.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
@@ -70,7 +74,7 @@ def main() -> None:
     for step, concept in enumerate(args.concept, start=1):
         artifact = args.out / f"step{step}"
         if not artifact.is_dir():
-            erase(EraseRequest(model, args.data, concept, args.method, artifact))
+            erase(EraseRequest(model, args.data, concept, args.method, artifact, overrides=overrides))
         key = f"step{step}"
         if key not in result:
             result[key] = measure(artifact, args.data, args.concept[:step])
