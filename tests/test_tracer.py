@@ -471,3 +471,40 @@ def test_a_full_group_sends_the_item_to_its_next_choice_instead_of_failing():
     np.testing.assert_array_equal(new_table.codes[0], [0, 1, 0])  # its second choice
     np.testing.assert_array_equal(new_table.codes[1], [0, 0, 0])  # its own codes, the freed digit
     assert len({tuple(r) for r in new_table.codes.tolist()}) == 8
+
+
+def test_sharpness_aware_forget_takes_the_gradient_one_relearning_step_away(world):
+    """``sharpness_rho``: theta's gradient is that of the retain-side terms at theta plus that of lambda1
+    L_F at theta + rho * g / ||g|| (g: the gradient of lambda1 L_F, the direction that raises the forget
+    targets' likelihood), computed here on a twin; the weights are restored after the step."""
+    model, method, batch = tracer_method(
+        world, tau=2.0, lambda1=0.7, lambda2=0.3, grad_clip=float("inf"), retain_kl=0.0, sharpness_rho=0.5
+    )
+    config = method.config
+    twin = copy.deepcopy(model)
+    before = [p.detach().clone() for p in model.parameters()]
+    twin.soft_codes = method.soft_codes(twin, method.assignment())
+    forget_ll, coherence, _ = method.forget_and_coherence(twin, batch.forget)
+    rest = nll(twin, batch.retain) + config.lambda2 * coherence
+    params = list(twin.parameters())
+    rest_grads = torch.autograd.grad(rest, params, retain_graph=True, allow_unused=True)
+    ascent = torch.autograd.grad(config.lambda1 * forget_ll, params, retain_graph=True, allow_unused=True)
+    norm = torch.sqrt(sum((g * g).sum() for g in ascent if g is not None))
+    with torch.no_grad():
+        for param, g in zip(params, ascent):
+            if g is not None:
+                param.add_(config.sharpness_rho * g / norm)
+    moved_ll = method.forget_and_coherence(twin, batch.forget)[0]
+    moved_grads = torch.autograd.grad(config.lambda1 * moved_ll, params, allow_unused=True)
+    assert float(moved_ll.detach()) != pytest.approx(float(forget_ll.detach()), rel=1e-4)  # the step moved L_F
+
+    method.step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0))
+    for parameter, old, at_theta, moved in zip(
+        model.parameters(), before, rest_grads, moved_grads, strict=True
+    ):
+        assert torch.equal(parameter.detach(), old)
+        expected = sum(g for g in (at_theta, moved) if g is not None)
+        if isinstance(expected, int):
+            assert parameter.grad is None or not parameter.grad.any()
+        else:
+            torch.testing.assert_close(parameter.grad, expected, rtol=1e-4, atol=1e-6)

@@ -27,6 +27,7 @@ EXTENSIONS_OFF = {
     "forget_kl": 0.0,
     "forget_floor": None,
     "distil_steps": 0,
+    "sharpness_rho": 0.0,
 }
 
 

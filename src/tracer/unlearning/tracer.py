@@ -65,7 +65,10 @@ class TracerConfig(EraseConfig):
     docs/benchmarks/erasure.md, "The baselines at their tuned settings on test"). ``distil_steps`` > 0:
     after the commit, noise the weights a share ``distil_noise`` of the way to a fresh initialisation and
     distil the erased model back into them on retain batches at ``distil_lr``
-    (:mod:`tracer.unlearning.distil`; an extension, docs/method.md §8.12)."""
+    (:mod:`tracer.unlearning.distil`; an extension, docs/method.md §8.12). ``sharpness_rho`` > 0: L_F is
+    minimised at the weights one normalised relearning step of length rho away (the direction that
+    raises the forget targets' likelihood fastest), so that the forgetting survives such a step
+    (sharpness-aware forgetting; an extension, docs/method.md §8.14)."""
 
     tau: float
     lambda1: float
@@ -85,6 +88,7 @@ class TracerConfig(EraseConfig):
     distil_steps: int = setting(ge=0)
     distil_noise: float = setting(ge=0, le=1)
     distil_lr: float = setting(gt=0)
+    sharpness_rho: float = setting(ge=0)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -309,12 +313,7 @@ class Tracer(UnlearningMethod):
         items = target_items(batch)
         candidates = self.neighbours[items] if config.lambda2 > 0 else None  # (N, K_c)
         target_log_probs, neighbour_log_probs = forget_log_probs(model, batch, candidates)
-        if config.soft_target_labels:
-            labels = model.soft_codes.probs[torch.searchsorted(self.items, items)]  # items are sorted
-            per_target = expected_log_likelihood(target_log_probs, labels)
-        else:
-            per_target = hard_log_likelihood(target_log_probs, model.codes[items])
-        forget = floored(per_target, config.forget_floor).mean()
+        forget = self.forget_term(model, items, target_log_probs)
         zero = torch.zeros((), device=forget.device)
         anchored = candidates is not None and config.coherence_anchor
         parent_targets = parent_neighbours = None
@@ -336,6 +335,39 @@ class Tracer(UnlearningMethod):
         else:
             coherence = -neighbour_ll.mean()
         return forget, coherence, divergence
+
+    def forget_term(self, model: GenerativeRecommender, items: Tensor, target_log_probs: Tensor) -> Tensor:
+        """L_F (Eq. 8) from the forget targets' per-level log-probs (N, n_levels, V); ``items`` (N,)."""
+        if self.config.soft_target_labels:
+            labels = model.soft_codes.probs[torch.searchsorted(self.items, items)]  # items are sorted
+            per_target = expected_log_likelihood(target_log_probs, labels)
+        else:
+            per_target = hard_log_likelihood(target_log_probs, model.codes[items])
+        return floored(per_target, self.config.forget_floor).mean()
+
+    def relearning_step(self, model: GenerativeRecommender, forget: Tensor) -> list[Tensor | None]:
+        """delta = rho * g / ||g||, per parameter of theta, with g the gradient of ``forget`` (lambda1 *
+        L_F, graph kept): the step of length rho that raises the forget targets' likelihood fastest, as a
+        relearning attack would (docs/method.md §8.14)."""
+        grads = torch.autograd.grad(forget, self.parameters(model), retain_graph=True, allow_unused=True)
+        norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
+        scale = self.config.sharpness_rho / (norm + 1e-12)
+        return [None if g is None else g * scale for g in grads]
+
+    def forget_backward_at(
+        self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch, deltas: list[Tensor | None]
+    ) -> None:
+        """Backward of lambda1 * L_F at theta + delta, its gradients added at theta (weights restored)."""
+        moved = [(param, param.detach().clone()) for param, delta in zip(self.parameters(model), deltas)]
+        with torch.no_grad():
+            for (param, _), delta in zip(moved, deltas):
+                if delta is not None:
+                    param.add_(delta)
+        target_log_probs, _ = forget_log_probs(model, batch, None)
+        (self.config.lambda1 * self.forget_term(model, target_items(batch), target_log_probs)).backward()
+        with torch.no_grad():
+            for param, original in moved:
+                param.copy_(original)  # exactly theta again (adding and subtracting delta would round)
 
     def retain_terms(
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
@@ -375,7 +407,13 @@ class Tracer(UnlearningMethod):
             (forget_grad,) = torch.autograd.grad(forget, self.phi, retain_graph=True, allow_unused=True)
             if forget_grad is None:
                 forget_grad = torch.zeros_like(self.phi)
-        total.backward()
+        if config.sharpness_rho > 0 and config.lambda1 > 0:
+            # sharpness-aware L_F: the ascent direction at theta, then L_F's gradient one such step away
+            deltas = self.relearning_step(model, forget)
+            rest.backward(retain_graph=True)  # the soft codes' graph to phi serves L_F once more
+            self.forget_backward_at(model, batch.forget, deltas)
+        else:
+            total.backward()
         torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
         optimizer.step()
         if config.reassign and self.phi.grad is not None:
