@@ -8,10 +8,10 @@ import functools
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from torch._dynamo.eval_frame import OptimizedModule
 
 from tests.helpers.random_sids import random_sid_table
+from tests.helpers.resume import assert_resume_is_bit_identical
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.distributed import init_distributed
@@ -150,18 +150,7 @@ def test_resume_with_the_fast_path_is_bit_identical(backbone, option, tiny_input
     if OPTIONS[option].get("compile"):
         skip_without_inductor()
     config = fast_config(backbone, max_epochs=3, patience=5, batch_size=32, **OPTIONS[option])
-    whole = train(config, *tiny_inputs, tmp_path / "whole", show_progress=False)
-    first = train(config, *tiny_inputs, tmp_path / "split", stop_after_epochs=1, show_progress=False)
-    resumed = train(config, *tiny_inputs, tmp_path / "split", resume=True, show_progress=False)
-    assert resumed["epochs"] == whole["epochs"] == 3
-    final_whole = load_file(str(tmp_path / "whole" / "state" / "epoch-0003.safetensors"))
-    final_split = load_file(str(tmp_path / "split" / "state" / "epoch-0003.safetensors"))
-    assert final_whole.keys() == final_split.keys()
-    assert all(torch.equal(final_whole[name], final_split[name]) for name in final_whole)
-    runs = (tmp_path / "whole", tmp_path / "split")
-    losses = [[entry["loss"] for entry in read_json(run / "train_log.json")] for run in runs]
-    assert losses[0] == losses[1]
-    assert resumed["final_weights_sha256"] == whole["final_weights_sha256"] != first["final_weights_sha256"]
+    assert_resume_is_bit_identical(config, tiny_inputs, tmp_path)
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers.resume import assert_resume_is_bit_identical
 from tracer.data.artifact import load_dataset
 from tracer.data.sequences import build_sequences
 from tracer.errors import UserError
@@ -169,25 +170,11 @@ def test_training_state_round_trips(tiny_inputs, sequences, tmp_path):
 @pytest.mark.parametrize(("backbone", "ema_decay"), [("causal", None), ("tiger", None), ("causal", 0.9)])
 def test_resume_equals_uninterrupted_run(tiny_inputs, tmp_path, backbone, ema_decay):
     config = tiny_config(backbone=backbone, max_epochs=3, patience=5, batch_size=32, ema_decay=ema_decay)
-    whole = train(config, *tiny_inputs, tmp_path / "whole", show_progress=False)
-    first = train(config, *tiny_inputs, tmp_path / "split", stop_after_epochs=1, show_progress=False)
-    assert (first["epochs"], first["finished"]) == (1, False)
-    resumed = train(config, *tiny_inputs, tmp_path / "split", resume=True, show_progress=False)
-    assert resumed["epochs"] == whole["epochs"] == 3
-    final_whole = load_file(str(tmp_path / "whole" / "state" / "epoch-0003.safetensors"))
-    final_split = load_file(str(tmp_path / "split" / "state" / "epoch-0003.safetensors"))
-    assert final_whole.keys() == final_split.keys()
-    assert all(torch.equal(final_whole[name], final_split[name]) for name in final_whole)
+    whole, resumed = assert_resume_is_bit_identical(config, tiny_inputs, tmp_path)
     assert state_dict_sha256(load_model(tmp_path / "whole")) == state_dict_sha256(
         load_model(tmp_path / "split")
     )
-    losses = [
-        [entry["loss"] for entry in read_json(run / "train_log.json")]
-        for run in (tmp_path / "whole", tmp_path / "split")
-    ]
-    assert losses[0] == losses[1]
     assert resumed["test"] == whole["test"]
-    assert resumed["final_weights_sha256"] == whole["final_weights_sha256"] != first["final_weights_sha256"]
 
 
 def test_weight_average_is_the_exponential_average_of_the_steps_and_is_what_gets_kept(tiny_inputs, tmp_path):
