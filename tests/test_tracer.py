@@ -494,9 +494,9 @@ def test_sharpness_aware_forget_takes_the_gradient_one_relearning_step_away(worl
         for param, g in zip(params, ascent):
             if g is not None:
                 param.add_(config.sharpness_rho * g / norm)
-    # the relearning step moved L_F
     moved_ll = method.forget_and_coherence(twin, batch.forget)[0]
     moved_grads = torch.autograd.grad(config.lambda1 * moved_ll, params, allow_unused=True)
+    # the relearning step moved L_F
     assert float(moved_ll.detach()) != pytest.approx(float(forget_ll.detach()), rel=1e-4)
 
     method.step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0))
