@@ -28,6 +28,7 @@ EXTENSIONS_OFF = {
     "forget_floor": None,
     "distil_steps": 0,
     "sharpness_rho": 0.0,
+    "repair_steps": 0,
 }
 
 

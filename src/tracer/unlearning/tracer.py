@@ -35,6 +35,7 @@ from tracer.unlearning.objectives import (
     reference_log_probs,
     target_items,
 )
+from tracer.unlearning.repair import retain_repair
 
 
 @dataclass
@@ -68,7 +69,11 @@ class TracerConfig(EraseConfig):
     (:mod:`tracer.unlearning.distil`; an extension, docs/method.md §8.12). ``sharpness_rho`` > 0: L_F is
     minimised at the weights one normalised relearning step of length rho away (the direction that
     raises the forget targets' likelihood fastest), so that the forgetting survives such a step
-    (sharpness-aware forgetting; an extension, docs/method.md §8.14)."""
+    (sharpness-aware forgetting; an extension, docs/method.md §8.14). ``repair_steps`` > 0: after the
+    commit (and any distillation), ordinary next-item training on retain data only, ``repair_steps``
+    AdamW steps at ``repair_lr`` on batches of ``repair_windows`` windows (tiger: examples), which buys
+    utility back from the data rather than from the parent (:mod:`tracer.unlearning.repair`; an
+    extension, docs/method.md §8.15)."""
 
     tau: float
     lambda1: float
@@ -89,6 +94,9 @@ class TracerConfig(EraseConfig):
     distil_noise: float = setting(ge=0, le=1)
     distil_lr: float = setting(gt=0)
     sharpness_rho: float = setting(ge=0)
+    repair_steps: int = setting(ge=0)
+    repair_lr: float = setting(gt=0)
+    repair_windows: int = setting(ge=1)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -449,6 +457,11 @@ class Tracer(UnlearningMethod):
             distil_losses = noise_and_distil(
                 model, self.context, config, config.distil_steps, config.distil_noise, config.distil_lr
             )
+        repair_losses = []
+        if config.repair_steps > 0:
+            repair_losses = retain_repair(
+                model, self.context, config, config.repair_steps, config.repair_lr, config.repair_windows
+            )
         moved = new_table.level_codes[items] != old_level_codes
         after = token_entanglement(new_table.codes, self.context.concept.item_mask)
         return new_table, {
@@ -462,6 +475,7 @@ class Tracer(UnlearningMethod):
             "entanglement_after": after,
             "final_losses": {key: float(value) for key, value in self.last_terms.items()},
             "distil_losses": distil_losses,
+            "repair_losses": repair_losses,
         }
 
 

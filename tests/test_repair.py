@@ -1,0 +1,91 @@
+"""Retain repair (docs/method.md §8.15): ordinary training on retain targets only, after the commit."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from tests.helpers.erasure_world import make_context, write_world
+from tracer.unlearning import repair
+from tracer.unlearning.base import build_config
+from tracer.unlearning.methods import method_class
+from tracer.unlearning.objectives import nll
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module", params=["causal", "tiger"])
+def world(request, tmp_path_factory):
+    return write_world(tmp_path_factory.mktemp(f"world-{request.param}"), backbone=request.param)
+
+
+def scored_targets(batch) -> torch.Tensor:
+    """The items a batch's loss scores: the masked positions of windows, or the examples' targets."""
+    return batch.sequences[batch.loss_mask] if hasattr(batch, "loss_mask") else batch.items
+
+
+def test_repair_scores_retain_targets_only_and_lowers_their_loss(world, monkeypatch):
+    model, context, batch = make_context(world, False)
+    config = build_config(method_class("tracer"), {"retain_windows": 4, "batch_size": 16})
+    scored = []
+
+    def recording_nll(model, batch):
+        scored.append(scored_targets(batch))
+        return nll(model, batch)
+
+    monkeypatch.setattr(repair, "nll", recording_nll)
+    with torch.no_grad():
+        before = float(nll(model.eval(), batch.retain))
+    losses = repair.retain_repair(model, context, config, steps=40, lr=3e-3, rows=8)
+    with torch.no_grad():
+        after = float(nll(model.eval(), batch.retain))
+    assert len(scored) == 40 and len(losses) == 5  # steps 0, 10, 20, 30 and the last
+    concept = torch.as_tensor(context.concept.item_mask)
+    assert all(targets.numel() > 0 and not concept[targets].any() for targets in scored)
+    assert after < before  # held-out of the sampler's seed: the retain batch of make_context
+
+
+def test_tracer_repairs_after_the_commit_and_keeps_the_committed_codes(world):
+    """The same erasure with and without repair commits the same codes; the repair then moves the
+    weights and leaves the model on those codes."""
+
+    def erased(repair_steps: int):
+        cls = method_class("tracer")
+        settings = {"tau": 0.5, "repair_steps": repair_steps, "repair_lr": 3e-3, "repair_windows": 4}
+        config = build_config(cls, settings)
+        model, context, _ = make_context(world, cls.wants_reference(config))
+        method = cls(config, context)
+        method.setup(model)
+        with torch.no_grad():
+            method.phi += 3.0 * torch.randn(method.phi.shape, generator=torch.Generator().manual_seed(3),
+                                            dtype=method.phi.dtype)  # fmt: skip
+        before = copy.deepcopy(model)
+        table, summary = method.finish(model, world.sid_table)
+        return before, model, table, summary
+
+    _, plain, plain_table, plain_summary = erased(0)
+    start, repaired, table, summary = erased(12)
+    assert (table.codes == plain_table.codes).all() and not (table.codes == world.sid_table.codes).all()
+    assert torch.equal(repaired.codes.cpu(), torch.as_tensor(table.codes))
+    assert plain_summary["repair_losses"] == [] and len(summary["repair_losses"]) == 3
+    moved = [not torch.equal(a, b) for a, b in zip(start.parameters(), repaired.parameters(), strict=True)]
+    assert any(moved)
+    same = [torch.equal(a, b) for a, b in zip(start.parameters(), plain.parameters(), strict=True)]
+    assert all(same)  # without repair the commit leaves the weights alone
+
+
+def test_the_cli_setting_reaches_the_erasure_and_its_manifest(tmp_path):
+    """``--set repair_steps=N`` from the command line: the manifest records the setting and N's losses."""
+    import json
+
+    from tracer.cli import main
+
+    world = write_world(tmp_path / "w")
+    out = tmp_path / "erased"
+    args = ["erase", str(world.model_dir), "--data", str(world.data_dir), "--concept", "Horror"]
+    settings = ["--method", "tracer", "--set", "steps=2", "--set", "repair_steps=3"]
+    assert main([*args, *settings, "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["repair_steps"] == 3 and len(manifest["summary"]["repair_losses"]) == 2
