@@ -19,7 +19,7 @@ from tracer.unlearning.methods import METHODS
 
 UNLEARNING = config_dir() / "unlearning"
 ABLATIONS = sorted(name for name in METHODS if name.startswith("tracer-no-"))
-TRACER_BASED = [*ABLATIONS, "tracer-paper"]  # the files that name tracer.yaml as their base
+TRACER_BASED = [*ABLATIONS, "tracer-paper", "tracer-deep"]  # the files that name tracer.yaml as their base
 
 
 def field_names(config_class) -> set[str]:

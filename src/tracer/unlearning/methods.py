@@ -15,6 +15,7 @@ from tracer.unlearning.tracer import (
     TracerNoReassign,
     TracerNoReg,
 )
+from tracer.unlearning.tracer_deep import TracerDeep
 from tracer.unlearning.tracer_paper import TracerPaper
 
 METHODS: dict[str, type[UnlearningMethod]] = {
@@ -22,6 +23,7 @@ METHODS: dict[str, type[UnlearningMethod]] = {
     for method in (
         Tracer,
         TracerPaper,
+        TracerDeep,
         TracerNoReassign,
         TracerNoCoherence,
         TracerNoMask,
