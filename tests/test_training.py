@@ -255,13 +255,16 @@ def test_existing_out_dir_and_changed_config_are_refused(tiny_inputs, tmp_path):
 # ------------------------------------------------------------------------------------------------
 def test_presets_load_and_round_trip(tmp_path):
     names = {"ml-100k", "ml-100k-deep", "ml-1m", "ml-1m-wide", "ml-1m-deep", "ml-100k-tiger", "ml-1m-tiger"}
-    names |= {"amazon-beauty", "tiny", "ml-1m-deep-h200", "synthetic-scale"}
+    names |= {"amazon-beauty", "tiny", "ml-1m-deep-h200", "ml-100k-deep-h200", "synthetic-scale"}
     assert names <= set(preset_names())
     for name in names:
         config = load_preset(name)
         config.save(tmp_path / f"{name}.yaml")
         assert load_preset(tmp_path / f"{name}.yaml") == config
     assert load_preset("ml-1m-deep-h200").max_history == 200
+    long, short = load_preset("ml-100k-deep-h200"), load_preset("ml-100k-deep")
+    assert (long.max_history, short.max_history) == (200, 50)
+    assert long.replace(max_history=50) == short  # the same recipe over longer histories, nothing else
 
 
 def test_bad_presets_are_user_errors(tmp_path):
