@@ -49,7 +49,8 @@ def bench_rows(folder: str, from_cells: bool = False) -> pd.DataFrame:
     """The rows of ``folder/results.json``, or of its finished cells while the grid is still running."""
     if not from_cells and (Path(folder) / "results.json").is_file():
         return load_results(folder).rows
-    cells = sorted((Path(folder) / "cells").glob("*.json"))
+    # a cell's attack-suite detail sits beside it as <cell>-attacks.json; its summary is already in the row
+    cells = sorted(c for c in (Path(folder) / "cells").glob("*.json") if not c.stem.endswith("-attacks"))
     rows = pd.DataFrame([json.loads(cell.read_text()) for cell in cells])
     rows["cell"] = [cell.stem.rsplit("__", 1)[-1] for cell in cells]
     return rows

@@ -80,3 +80,15 @@ def test_the_held_out_summary_counts_concepts_met_by_the_interval_and_by_the_mea
 
     summary = held_out_summary(pd.DataFrame(ROWS), ["tracer"], ["Horror", "War"])
     assert "| tracer | 0 (0) / 1 |" in summary  # War as a tuning concept leaves Crime alone
+
+
+def test_rows_of_a_running_grid_are_its_cells_without_their_attack_files(tmp_path):
+    from benchmarks.erasure_table import bench_rows
+
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    row = {"dataset": "d", "concept": "C", "method": "tracer", "seed": 0, "exposure@10": 0.0}
+    (cells / "d__c__tracer__seed0__abc.json").write_text(json.dumps(row))
+    (cells / "d__c__tracer__seed0__abc-attacks.json").write_text(json.dumps({"summary": {}}))
+    rows = bench_rows(str(tmp_path), from_cells=True)
+    assert len(rows) == 1 and rows.iloc[0]["dataset"] == "d" and rows.iloc[0]["cell"] == "abc"

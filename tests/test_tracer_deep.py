@@ -20,8 +20,9 @@ DEPTH_LEVERS = {
     "kl_without_concept": True,
     "kl_branch_shares": True,
     "forget_kl": 3.0,
-    "steps": 120,
+    "lr": 6e-4,
     "repair_steps": 50,
+    "repair_windows": 16,
 }
 
 

@@ -25,6 +25,7 @@ from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler
 
 N_ITEMS = 24
 HORROR = set(range(0, 24, 4))  # items 1, 5, 9, ... (index 0, 4, 8, ...) are Horror
+SID_FLAGS = ("--levels", "2", "--codebook-size", "4", "--seed", "0")  # write_world's `tracer sids` build
 
 
 @dataclass
@@ -35,7 +36,9 @@ class World:
     sid_table: SidTable
 
 
-def write_world(root: Path, backbone: str = "causal", seed: int = 0) -> World:
+def write_world(root: Path, backbone: str = "causal", seed: int = 0, encoder: str | None = None) -> World:
+    """``encoder`` None: SIDs of planted random vectors (no stats.json); else the SIDs `tracer sids
+    --encoder ENCODER` builds (:data:`SID_FLAGS`)."""
     rng = np.random.default_rng(seed)
     items = [
         (str(i + 1), f"Film {i + 1}", "1990", "Horror" if i in HORROR else ("Comedy" if i % 2 else "Drama"))
@@ -52,23 +55,28 @@ def write_world(root: Path, backbone: str = "causal", seed: int = 0) -> World:
     assert main(["prepare", "--dataset", "ml-100k", "--path", str(raw), "--out", str(data_dir)]) == 0
     dataset = load_dataset(data_dir)
 
-    vectors = rng.normal(size=(dataset.n_items, 8)).astype(np.float32)
-    codebooks = rng.normal(size=(2, 4, 8)).astype(np.float32)
-    codes, residuals = residual_quantize(vectors, codebooks)
     sids_dir = root / "sids"
-    sids_dir.mkdir()
-    save_tokenization(sids_dir, Tokenization(codes=codes, codebooks=codebooks, residuals=residuals))
-    np.save(sids_dir / "item_vectors.npy", vectors)
-    table = SidTable.from_level_codes(dataset.items["item_id"].to_numpy(), codes, codebook_size=4)
-    table.save(sids_dir)
+    if encoder is None:
+        vectors = rng.normal(size=(dataset.n_items, 8)).astype(np.float32)
+        codebooks = rng.normal(size=(2, 4, 8)).astype(np.float32)
+        codes, residuals = residual_quantize(vectors, codebooks)
+        sids_dir.mkdir()
+        save_tokenization(sids_dir, Tokenization(codes=codes, codebooks=codebooks, residuals=residuals))
+        np.save(sids_dir / "item_vectors.npy", vectors)
+        table = SidTable.from_level_codes(dataset.items["item_id"].to_numpy(), codes, codebook_size=4)
+        table.save(sids_dir)
+    else:
+        assert main(["sids", str(data_dir), "--out", str(sids_dir), "--encoder", encoder, *SID_FLAGS]) == 0
+        table = SidTable.load(sids_dir)
 
     torch.manual_seed(seed)
     model = model_from_preset(backbone, "tiny", torch.as_tensor(table.codes), table.vocab_sizes).eval()
     model_dir = root / "model"
     train_config = load_preset("tiny").replace(backbone=backbone, max_epochs=2)
     save_model_artifact(model_dir, model, table, config=train_config)
-    for name in ("tokenizer.safetensors", "item_vectors.npy"):
-        shutil.copy2(sids_dir / name, model_dir / "sids" / name)
+    for name in ("tokenizer.safetensors", "item_vectors.npy", "stats.json"):
+        if (sids_dir / name).is_file():
+            shutil.copy2(sids_dir / name, model_dir / "sids" / name)
     return World(data_dir=data_dir, sids_dir=sids_dir, model_dir=model_dir, sid_table=table)
 
 
@@ -80,6 +88,8 @@ def make_context(world: World, needs_reference: bool):
     concept = resolve_concept(dataset, "Horror")
     targets = concept_targets(sequences, concept)
     reference = copy.deepcopy(model).requires_grad_(False) if needs_reference else None
+    scratch = world.model_dir.parent / "scratch"
+    scratch.mkdir(exist_ok=True)
     context = ErasureContext(
         data_dir=world.data_dir,
         model_config=model_config,
@@ -90,6 +100,7 @@ def make_context(world: World, needs_reference: bool):
         sids_dir=world.model_dir / "sids",
         reference=reference,
         device=torch.device("cpu"),
+        scratch=scratch,
     )
     forget = TargetSampler(sequences, targets.forget_targets, 16, 8, seed=0).sample()
     retain = TargetSampler(sequences, ~targets.forget_targets, 16, 8, seed=1).sample()

@@ -37,9 +37,16 @@ def parent_sid_table(subject: AttackSubject, parent_dir: str | Path | None = Non
     return table
 
 
+REBUILT = "the SIDs were rebuilt without the forget targets (Retrain, rebuild_sids): no code was re-keyed"
+
+
 def restore_codes(subject: AttackSubject, parent_dir: str | Path | None = None) -> dict:
     """Exposure@10, forget Recall@10 and concept mass of the subject's weights when the concept items
-    take back the parent's codes (every other item keeps the subject's own)."""
+    take back the parent's codes (every other item keeps the subject's own). A model trained on SIDs
+    rebuilt from scratch has no re-keying to undo (its vocabulary may not even hold the parent's
+    codes): ``{"skipped": why}``."""
+    if artifact_manifest(subject.model_dir).get("summary", {}).get("sids_rebuilt"):
+        return {"skipped": REBUILT}
     parent = parent_sid_table(subject, parent_dir)
     items = subject.concept.item_indices
     codes = subject.sid_table.codes.copy()

@@ -101,7 +101,7 @@ def attack_summary(result: dict) -> dict:
         summary["attack_exposure_auc"] = curve["mean_exposure_auc"]
     if "benign" in result:
         summary["benign_exposure@10"] = result["benign"]["exposure@10_after"]
-    if "restore_codes" in result:
+    if "exposure@10" in result.get("restore_codes", {}):
         summary["restore_exposure@10"] = result["restore_codes"]["exposure@10"]
         summary["restore_concept_mass"] = result["restore_codes"]["concept_mass"]
     if "probe" in result:

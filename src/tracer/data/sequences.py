@@ -5,7 +5,7 @@ Items are indexed by their row in ``items.parquet``; users by their row in ``tes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -72,6 +72,20 @@ class SequenceData:
         keep = np.ones(len(flat), dtype=bool)
         keep[(np.cumsum(lengths) - lengths)[lengths > 0]] = False
         return flat[keep]
+
+    def without_targets(self, drop: np.ndarray) -> SequenceData:
+        """These sequences with the training targets where ``drop`` (bool, aligned with
+        :meth:`training_targets`) is True taken out of the training sequences, the rest in their order.
+        A sequence's first item is no target, so it always stays; held-out targets are unchanged."""
+        drop = np.asarray(drop, dtype=bool)
+        users, positions = self.training_targets()
+        if drop.shape != users.shape:
+            raise ValueError(f"drop must be aligned with the {len(users)} training targets, got {drop.shape}")
+        lengths = np.array([len(seq) for seq in self.train_sequences], dtype=np.int64)
+        keep = np.ones(int(lengths.sum()), dtype=bool)
+        keep[(np.cumsum(lengths) - lengths)[users[drop]] + positions[drop]] = False
+        kept = np.split(keep, np.cumsum(lengths)[:-1])
+        return replace(self, train_sequences=[seq[mask] for seq, mask in zip(self.train_sequences, kept)])
 
 
 def build_sequences(dataset: Dataset) -> SequenceData:

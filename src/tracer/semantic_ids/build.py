@@ -9,16 +9,16 @@ nearest neighbours) and ``stats.json``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
 from tracer.data.artifact import Dataset, load_dataset
-from tracer.data.sequences import build_sequences
+from tracer.data.sequences import SequenceData, build_sequences
 from tracer.errors import UserError
-from tracer.io import atomic_path, read_json, write_json
+from tracer.io import atomic_path, read_json, read_json_checked, write_json
 from tracer.outputs import claim_folder
 from tracer.semantic_ids.collaborative import collaborative_item_vectors, sequential_item_vectors
 from tracer.semantic_ids.encoders import ENCODERS, embed_texts, item_texts, load_item_vectors
@@ -27,6 +27,7 @@ from tracer.semantic_ids.rq_kmeans import RQKMeansConfig, fit_rq_kmeans
 from tracer.semantic_ids.rq_vae import RQVAEConfig, fit_rq_vae
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.semantic_ids.stats import sid_statistics, token_entanglement
+from tracer.typed_config import load_config
 
 VECTORS_FILE = "item_vectors.npy"
 STATS_FILE = "stats.json"
@@ -58,16 +59,22 @@ class SidsConfig:
     cache_dir: Path | None = None
 
 
-def item_vectors(dataset: Dataset, config: SidsConfig, progress: bool = True) -> np.ndarray:
+def item_vectors(
+    dataset: Dataset, config: SidsConfig, progress: bool = True, sequences: SequenceData | None = None
+) -> np.ndarray:
     """float32 (n_items, d): precomputed ``config.vectors``, collaborative vectors of the training
-    interactions (encoders ``cf``, ``cf-seq``) or the text encoder on the chosen item text."""
+    interactions (encoders ``cf``, ``cf-seq``) or the text encoder on the chosen item text.
+    ``sequences``: the training sequences the interaction encoders read (None: all of ``dataset``'s;
+    Retrain passes them without the forget targets)."""
     item_ids = dataset.items["item_id"].astype(str).to_numpy()
     if config.vectors is not None:
         return load_item_vectors(config.vectors, item_ids)
+    if config.encoder in INTERACTION_ENCODERS and sequences is None:
+        sequences = build_sequences(dataset)
     if config.encoder == COLLABORATIVE:
-        return collaborative_item_vectors(build_sequences(dataset), seed=config.seed)
+        return collaborative_item_vectors(sequences, seed=config.seed)
     if config.encoder == SEQUENTIAL:
-        return sequential_item_vectors(build_sequences(dataset), seed=config.seed)
+        return sequential_item_vectors(sequences, seed=config.seed)
     texts = item_texts(dataset.items, config.text)
     return embed_texts(texts, config.encoder, cache_dir=config.cache_dir, progress=progress)
 
@@ -99,9 +106,15 @@ def concept_entanglements(dataset: Dataset, table: SidTable) -> dict[str, list[f
 
 
 def build_sids(
-    data: str | Path, out: str | Path, config: SidsConfig, overwrite: bool = False, progress: bool = True
+    data: str | Path,
+    out: str | Path,
+    config: SidsConfig,
+    overwrite: bool = False,
+    progress: bool = True,
+    sequences: SequenceData | None = None,
 ) -> dict:
-    """Tokenise a prepared dataset into ``out``; returns the statistics written to stats.json."""
+    """Tokenise a prepared dataset into ``out``; returns the statistics written to stats.json.
+    ``sequences``: see :func:`item_vectors`."""
     if config.text not in ("full", "title"):
         raise UserError(f"unknown --text {config.text!r}: choose full or title")
     if config.encoder not in (*ENCODERS, *INTERACTION_ENCODERS):
@@ -112,7 +125,7 @@ def build_sids(
     dataset = load_dataset(data)
     seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
     with claim_folder(out, overwrite, {"dataset": Path(data)}) as stage:
-        vectors = item_vectors(dataset, config, progress)
+        vectors = item_vectors(dataset, config, progress, sequences)
         seconds["embed"], clock = time.perf_counter() - clock, time.perf_counter()
         tokenization = tokenize(vectors, config, progress)
         seconds["tokenize"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -141,6 +154,27 @@ def build_sids(
         )
         write_json(stage / STATS_FILE, stats)
     return stats
+
+
+def recorded_config(sids_dir: str | Path) -> SidsConfig:
+    """The settings a SID folder was built with (the ``config`` of its stats.json), so that the same
+    build can run again; UserError if the folder holds no readable record of them."""
+    path = Path(sids_dir) / STATS_FILE
+    if not path.is_file():
+        raise UserError(
+            f"{sids_dir} has no {STATS_FILE} recording how its SIDs were built: copy it there from the "
+            "`tracer sids` folder they came from (a model trained now carries it)"
+        )
+    fix = "rebuild that SID folder with `tracer sids`"
+    stats = read_json_checked(path, fix)
+    raw = stats.get("config") if isinstance(stats, dict) else None
+    if not isinstance(raw, dict) or "encoder" not in raw:
+        raise UserError(f"{path} does not record the encoder its SIDs were built with: {fix}")
+    config = load_config(SidsConfig, raw, f"{path} config")
+    try:
+        return replace(config, method=Method(config.method))
+    except ValueError:
+        raise UserError(f"{path} config: unknown method {config.method!r}: {fix}") from None
 
 
 def _plain(value):

@@ -13,7 +13,8 @@ Content vectors group MovieLens items by title, year and genre; these group them
 recommender needs (docs/benchmarks/training.md, "Collaborative semantic IDs").
 
 For erasure experiments note that the vectors, and so the SIDs, are fit on every training interaction,
-the concept's included: Retrain shares the tokenizer with the original model either way, but a content
+the concept's included: Retrain keeps its parent's tokenizer unless ``rebuild_sids`` is set, which
+rebuilds these vectors and SIDs without the forget targets (:mod:`tracer.unlearning.retrain`); a content
 tokenizer carries no trace of the forget set.
 """
 

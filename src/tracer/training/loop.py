@@ -59,7 +59,7 @@ from tracer.model.base import GenerativeRecommender
 from tracer.model.checkpoint import state_dict_sha256
 from tracer.model.registry import model_from_preset
 from tracer.outputs import check_apart, check_writable, hold_claim, written_by_tracer
-from tracer.semantic_ids.build import VECTORS_FILE
+from tracer.semantic_ids.build import STATS_FILE, VECTORS_FILE
 from tracer.semantic_ids.quantization import TOKENIZER_FILE
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.batches import Batch, TrainingExamples
@@ -222,9 +222,10 @@ def _prepare_out_dir(
 
 
 def copy_tokenizer_state(sids_dir: Path, out_dir: Path) -> None:
-    """Carry the tokenizer state (codebooks, residuals, item vectors) into the run's ``sids/`` so that
-    erasure methods that need it (TRACER) can start from the model folder alone."""
-    for name in (TOKENIZER_FILE, VECTORS_FILE):
+    """Carry the tokenizer state (codebooks, residuals, item vectors) and the SID build's ``stats.json``
+    (its settings) into the run's ``sids/`` so that erasure methods that need them (TRACER; Retrain
+    rebuilding collaborative SIDs) can start from the model folder alone."""
+    for name in (TOKENIZER_FILE, VECTORS_FILE, STATS_FILE):
         if (sids_dir / name).is_file():
             with atomic_path(out_dir / "sids" / name) as tmp:
                 shutil.copyfile(sids_dir / name, tmp)

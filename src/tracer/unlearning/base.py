@@ -62,6 +62,7 @@ class ErasureContext:
     sids_dir: Path  # the parent's SID folder: table + tokenizer state (codebooks, residuals, item vectors)
     reference: GenerativeRecommender | None
     device: torch.device
+    scratch: Path  # a folder the method may write to; removed when the erasure ends
 
 
 class UnlearningMethod(ABC):
@@ -104,9 +105,20 @@ class UnlearningMethod(ABC):
         optimizer.step()
         return {"loss": loss.detach(), **logs}
 
+    def final_model(self, model: GenerativeRecommender) -> GenerativeRecommender:
+        """After the last step, before :meth:`finish`: the model the artifact gets. ``model`` itself,
+        updated in place, unless the method built another (Retrain on rebuilt SIDs: its vocabulary
+        follows the table it trained on)."""
+        return model
+
     def finish(self, model: GenerativeRecommender, sid_table: SidTable) -> tuple[SidTable, dict]:
         """After the last step: the artifact's SID table and a summary for the manifest."""
         return sid_table, {}
+
+    def tokenizer_dir(self) -> Path:
+        """The SID folder whose tokenizer state (codebooks, residuals, item vectors, build stats) the
+        artifact carries: the parent's, unless the method rebuilt the SIDs."""
+        return self.context.sids_dir
 
 
 def method_settings(name: str, config_class: type[EraseConfig], _seen: tuple[str, ...] = ()) -> dict:

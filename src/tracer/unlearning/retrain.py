@@ -1,17 +1,43 @@
 """Retrain, the gold standard (docs/method.md §3): the same model trained from scratch, with the same
-training config and seed as the parent, on the retain targets D_r only."""
+training config and seed as the parent, on the retain targets D_r only.
+
+With ``rebuild_sids`` and SIDs built from interactions (``tracer sids --encoder cf`` or ``cf-seq``), the
+SIDs are retrained too: the parent's SID build runs again, with the same settings, on the training
+sequences from which every forget target has been taken out, and the model is trained on that new table.
+"""
 
 from __future__ import annotations
 
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.errors import UserError
-from tracer.unlearning.base import UnlearningMethod
+from tracer.io import read_json, write_json
+from tracer.semantic_ids.build import (
+    INTERACTION_ENCODERS,
+    STATS_FILE,
+    SidsConfig,
+    build_sids,
+    recorded_config,
+)
+from tracer.semantic_ids.sid_table import SidTable
+from tracer.unlearning.base import EraseConfig, UnlearningMethod
+
+
+@dataclass
+class RetrainConfig(EraseConfig):
+    """``rebuild_sids``: rebuild SIDs that were learned from interactions (encoders ``cf``, ``cf-seq``)
+    without the forget targets before training, so that no part of the pipeline saw them. Text SIDs do
+    not depend on interactions, so the parent's table already is the retrained one: it is kept, and the
+    manifest's summary says so (``sids_rebuilt: false`` and the reason) rather than failing. SIDs of
+    precomputed vectors (``tracer sids --vectors``) cannot be rebuilt here: a UserError."""
+
+    rebuild_sids: bool
 
 
 class Retrain(UnlearningMethod):
     name = "retrain"
+    config_class = RetrainConfig
     trains = False
 
     def setup(self, model):
@@ -26,14 +52,60 @@ class Retrain(UnlearningMethod):
                 "erase from a model written by `tracer train`"
             )
         config = TrainConfig.from_dict(raw).replace(device=str(self.context.device))  # the parent's seed too
-        with tempfile.TemporaryDirectory(prefix="tracer-retrain-") as scratch:
-            run = Path(scratch) / "run"
-            train(
-                config,
-                self.context.data_dir,
-                self.context.sids_dir,
-                run,
-                target_mask=~self.context.targets.forget_targets,
+        sids, self.sids_summary = self._sids_to_rebuild()
+        self.sids_dir = self.context.sids_dir if sids is None else self._rebuild(sids)
+        run = self.context.scratch / "run"
+        train(
+            config,
+            self.context.data_dir,
+            self.sids_dir,
+            run,
+            target_mask=~self.context.targets.forget_targets,
+        )
+        self.retrained, _, _ = load_model_artifact(run, self.context.device)
+
+    def _sids_to_rebuild(self) -> tuple[SidsConfig | None, dict]:
+        """The parent's SID build settings when its SIDs must be rebuilt, else None and why not."""
+        if not self.config.rebuild_sids:
+            return None, {"sids_rebuilt": False, "sids_reason": "rebuild_sids is false"}
+        sids = recorded_config(self.context.sids_dir)
+        if sids.vectors is not None:
+            raise UserError(
+                f"the parent's SIDs were built from precomputed vectors ({sids.vectors}), which retrain "
+                "cannot rebuild without the forget targets: erase with --set rebuild_sids=false"
             )
-            retrained, _, _ = load_model_artifact(run, self.context.device)
-        model.load_state_dict(retrained.state_dict())
+        if sids.encoder not in INTERACTION_ENCODERS:
+            reason = (
+                f"text SIDs (encoder {sids.encoder}) do not depend on interactions: the parent's table "
+                "already is the retrained one"
+            )
+            return None, {"sids_rebuilt": False, "sids_reason": reason}
+        return sids, {"sids_rebuilt": True, "interactions_dropped": self.context.targets.n_forget}
+
+    def _rebuild(self, sids: SidsConfig) -> Path:
+        """Run the parent's SID build again on the training sequences without the forget targets;
+        returns the new SID folder (in the erasure's scratch folder)."""
+        context = self.context
+        kept = context.sequences.without_targets(context.targets.forget_targets)
+        folder = context.scratch / "sids"
+        build_sids(context.data_dir, folder, sids, progress=False, sequences=kept)
+        stats = read_json(folder / STATS_FILE)  # say which interactions these SIDs never saw
+        stats["without_forget_targets"] = {
+            "concept": context.concept.name,
+            "interactions_dropped": context.targets.n_forget,
+        }
+        write_json(folder / STATS_FILE, stats)
+        return folder
+
+    def final_model(self, model):
+        return self.retrained
+
+    def finish(self, model, sid_table):
+        if not self.sids_summary["sids_rebuilt"]:
+            return sid_table, dict(self.sids_summary)
+        table = SidTable.load(self.sids_dir)
+        moved = int((table.codes != sid_table.codes).any(1).sum())
+        return table, {**self.sids_summary, "items_with_new_sids": moved}
+
+    def tokenizer_dir(self) -> Path:
+        return self.sids_dir

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,8 +73,12 @@ def load_settings(request: EraseRequest) -> dict:
 
 
 def count_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> int:
-    """Number of parameter elements that differ from the parent's."""
-    return sum(int((p.detach().cpu() != before[name]).sum()) for name, p in model.named_parameters())
+    """Number of parameter elements that differ from the parent's; every element of a parameter whose
+    shape changed (Retrain on rebuilt SIDs, with another vocabulary) counts."""
+    return sum(
+        int((p.detach().cpu() != before[name]).sum()) if p.shape == before[name].shape else p.numel()
+        for name, p in model.named_parameters()
+    )
 
 
 def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) -> list[dict]:
@@ -137,8 +142,11 @@ def erase(request: EraseRequest) -> dict:
     config = build_config(method_class(request.method), load_settings(request))
     device = resolve_device(request.device)
     inputs = {"parent model": request.model_dir, "dataset": request.data_dir}
-    with claim_folder(request.out, request.overwrite, inputs) as stage:
-        return _erase(request, config, device, started, stage)
+    with (
+        claim_folder(request.out, request.overwrite, inputs) as stage,
+        tempfile.TemporaryDirectory(prefix="tracer-erase-") as scratch,
+    ):
+        return _erase(request, config, device, started, stage, Path(scratch))
 
 
 def chained_concept(parent_manifest: dict, concept: str) -> str:
@@ -149,7 +157,9 @@ def chained_concept(parent_manifest: dict, concept: str) -> str:
     return "; ".join(dict.fromkeys([*earlier, concept]))
 
 
-def _erase(request: EraseRequest, config, device: torch.device, started: float, stage: Path) -> dict:
+def _erase(
+    request: EraseRequest, config, device: torch.device, started: float, stage: Path, scratch: Path
+) -> dict:
     cls = method_class(request.method)
     dataset = load_dataset(request.data_dir)
     parent = artifact_manifest(request.model_dir)  # {} for a trained model
@@ -178,11 +188,13 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
         sids_dir=request.model_dir / SID_FOLDER,
         reference=reference,
         device=device,
+        scratch=scratch,
     )
     method = cls(config, context)
     before = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
     method.setup(model)
     log = run_steps(method, model, context, config) if cls.trains else []
+    model = method.final_model(model)
     new_table, summary = method.finish(model, sid_table)
     check_finite(model, f"{request.method} produced NaN or infinite weights: nothing was written; "
                         "lower --set lr=... or check the parent model")  # fmt: skip
@@ -216,7 +228,7 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
         "tracer_version": tracer.__version__,
     }
     save_model(stage, model, extra={"parent_config": model_config})
-    _copy_tokenizer_state(request.model_dir / SID_FOLDER, stage / SID_FOLDER)
+    _copy_tokenizer_state(method.tokenizer_dir(), stage / SID_FOLDER)
     new_table.save(stage / SID_FOLDER)
     write_json(stage / "erase_log.json", log)
     write_json(stage / MANIFEST_FILE, manifest)
@@ -226,7 +238,8 @@ def _erase(request: EraseRequest, config, device: torch.device, started: float, 
 
 
 def _copy_tokenizer_state(source: Path, target: Path) -> None:
-    """Copy the parent's tokenizer files (codebooks, residuals, item vectors) into the new artifact."""
+    """Copy the tokenizer files (codebooks, residuals, item vectors, build stats) of the method's SID
+    folder (the parent's, or the one Retrain rebuilt) into the new artifact."""
     target.mkdir(parents=True, exist_ok=True)
     for file in source.iterdir() if source.is_dir() else []:
         if file.is_file():
