@@ -115,9 +115,11 @@ def frontier_table(rows: dict[str, dict], concept: str, split: str) -> str:
         share = 100 * row["retain_ndcg@10"] / reference["retain_ndcg@10"]
         cost = 100 * (row["seconds"] or 0) / reference["seconds"] if reference["seconds"] else float("nan")
         curve = " / ".join(f"{v:.3f}" for v in row["curve_64"])
+        restore = row["restore_exposure@10"]  # None: skipped (a Retrain on rebuilt SIDs re-keyed nothing)
+        restore = "-" if restore is None else f"{restore:.4f}"
         lines.append(
             f"| {name} | {row['retain_ndcg@10']:.4f} ({share:.1f}%) | {row['exposure@10']:.4f} | "
-            f"{row['attack_exposure@10']:.3f} | {curve} | {row['restore_exposure@10']:.4f} | "
+            f"{row['attack_exposure@10']:.3f} | {curve} | {restore} | "
             f"{row['probe_auc']:.3f} | {cost:.1f}% |"
         )
     return "\n".join(lines)
