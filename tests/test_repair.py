@@ -11,7 +11,8 @@ from tests.helpers.erasure_world import make_context, write_world
 from tracer.unlearning import repair
 from tracer.unlearning.base import build_config
 from tracer.unlearning.methods import method_class
-from tracer.unlearning.objectives import nll
+from tracer.unlearning.objectives import level_kl, level_log_probs, nll, target_items
+from tracer.unlearning.tracer import forget_log_probs, reweighted_tokens
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,9 +32,9 @@ def test_repair_scores_retain_targets_only_and_lowers_their_loss(world, monkeypa
     config = build_config(method_class("tracer"), {"retain_windows": 4, "batch_size": 16})
     scored = []
 
-    def recording_nll(model, batch):
+    def recording_nll(model, batch, log_probs=None):
         scored.append(scored_targets(batch))
-        return nll(model, batch)
+        return nll(model, batch, log_probs)
 
     monkeypatch.setattr(repair, "nll", recording_nll)
     with torch.no_grad():
@@ -74,6 +75,49 @@ def test_tracer_repairs_after_the_commit_and_keeps_the_committed_codes(world):
     assert any(moved)
     same = [torch.equal(a, b) for a, b in zip(start.parameters(), plain.parameters(), strict=True)]
     assert all(same)  # without repair the commit leaves the weights alone
+
+
+def repaired_with(world, **anchors):
+    """(TRACER after a 30-step repair with the given anchor weights, its model, one forget/retain batch);
+    the same erasure, commit and repair seed otherwise."""
+    cls = method_class("tracer")
+    settings = {"tau": 0.5, "repair_steps": 30, "repair_lr": 3e-3, "repair_windows": 4,
+                "kl_without_concept": True, **anchors}  # fmt: skip
+    config = build_config(cls, settings)
+    model, context, batch = make_context(world, True)
+    method = cls(config, context)
+    method.setup(model)
+    with torch.no_grad():
+        method.phi += 3.0 * torch.randn(method.phi.shape, generator=torch.Generator().manual_seed(3),
+                                        dtype=method.phi.dtype)  # fmt: skip
+    method.finish(model, world.sid_table)
+    return method, model, batch
+
+
+def test_repair_kl_holds_the_retain_predictions_at_the_cut_parent(world):
+    """``repair_kl``: after the repair the retain targets' token distributions sit closer to the KL
+    target (the parent with the concept's branches cut) than after the plain repair."""
+    divergences = {}
+    for weight in (0.0, 30.0):
+        method, model, batch = repaired_with(world, repair_kl=weight)
+        with torch.no_grad():
+            log_probs = level_log_probs(model.eval(), batch.retain)
+            divergences[weight] = float(level_kl(log_probs, method.retain_kl_target(batch.retain)))
+    assert divergences[30.0] < 0.3 * divergences[0.0]
+
+
+def test_repair_forget_kl_holds_the_forget_predictions_at_the_cut_parent(world):
+    """``repair_forget_kl``: the forget targets' distributions after the repair sit closer to the cut
+    parent's (the forget KL of ``forget_kl``) than after the plain repair, which never sees them."""
+    divergences = {}
+    for weight in (0.0, 30.0):
+        method, model, batch = repaired_with(world, repair_forget_kl=weight)
+        with torch.no_grad():
+            log_probs, _ = forget_log_probs(model.eval(), batch.forget, None)
+            parent, _ = forget_log_probs(method.context.reference, batch.forget, None)
+            target = reweighted_tokens(parent, method.kl_log_weights[target_items(batch.forget)])
+            divergences[weight] = float(level_kl(log_probs, target))
+    assert divergences[30.0] < 0.3 * divergences[0.0]
 
 
 def test_the_cli_setting_reaches_the_erasure_and_its_manifest(tmp_path):

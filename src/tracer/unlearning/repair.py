@@ -6,36 +6,59 @@ utility comes back from the data instead: after the commit the erased model cont
 next-item training on retain data only, with the concept items on their new codes. This is what the
 next scheduled refresh of a production model would do (the benign-relearning attack of
 :mod:`tracer.attacks.benign`), and the retain data never shows a concept item as a target, so nothing
-teaches the concept back.
+teaches the concept back. An optional ``anchor`` term joins each step's loss (TRACER's cut-parent
+divergences during the repair, ``repair_kl`` and ``repair_forget_kl``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
+from torch import Tensor
 
 from tracer.model.base import GenerativeRecommender
 from tracer.unlearning.batches import TargetSampler, WindowSampler
-from tracer.unlearning.objectives import nll
+from tracer.unlearning.objectives import Examples, level_log_probs, nll
+
+Anchor = Callable[[GenerativeRecommender, Examples, Tensor], Tensor]
+
+
+def repair_sampler(model: GenerativeRecommender, context, config, mask: np.ndarray, rows: int, seed: int):
+    """Batches of ``rows`` windows (causal backbone) or examples (tiger) whose scored targets are the
+    training targets in ``mask`` (n_targets,), histories cut to what the model takes."""
+    history = min(config.max_history, int(model.config_dict()["max_history"]))
+    if model.batch_kind == "sequence":
+        return WindowSampler(context.sequences, mask, rows, history, seed)
+    return TargetSampler(context.sequences, mask, rows, history, seed)
 
 
 def retain_repair(
-    model: GenerativeRecommender, context, config, steps: int, lr: float, rows: int
+    model: GenerativeRecommender,
+    context,
+    config,
+    steps: int,
+    lr: float,
+    rows: int,
+    anchor: Anchor | None = None,
 ) -> list[float]:
     """``steps`` AdamW steps at ``lr`` of the next-SID negative log-likelihood on retain batches of
     ``rows`` windows (causal backbone) or examples (tiger), with the model's dropout as during the
-    erasure (``config.dropout``). Returns the loss every 10 steps."""
-    retain = ~context.targets.forget_targets
-    history = min(config.max_history, int(model.config_dict()["max_history"]))  # windows the model takes
-    if model.batch_kind == "sequence":
-        sampler = WindowSampler(context.sequences, retain, rows, history, config.seed + 3)
-    else:
-        sampler = TargetSampler(context.sequences, retain, rows, history, config.seed + 3)
+    erasure (``config.dropout``); ``anchor(model, batch, log_probs)``, when given, is added to each
+    step's loss (``log_probs``: the batch's teacher-forced per-level log-probs, graph kept). Returns
+    the loss every 10 steps."""
+    sampler = repair_sampler(model, context, config, ~context.targets.forget_targets, rows, config.seed + 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     model.train(config.dropout)
     losses = []
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        loss = nll(model, sampler.sample().to(context.device))
+        batch = sampler.sample().to(context.device)
+        log_probs = level_log_probs(model, batch)
+        loss = nll(model, batch, log_probs)
+        if anchor is not None:
+            loss = loss + anchor(model, batch, log_probs)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()

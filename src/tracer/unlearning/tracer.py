@@ -35,7 +35,7 @@ from tracer.unlearning.objectives import (
     reference_log_probs,
     target_items,
 )
-from tracer.unlearning.repair import retain_repair
+from tracer.unlearning.repair import repair_sampler, retain_repair
 
 
 @dataclass
@@ -73,7 +73,10 @@ class TracerConfig(EraseConfig):
     commit (and any distillation), ordinary next-item training on retain data only, ``repair_steps``
     AdamW steps at ``repair_lr`` on batches of ``repair_windows`` windows (tiger: examples), which buys
     utility back from the data rather than from the parent (:mod:`tracer.unlearning.repair`; an
-    extension, docs/method.md §8.15)."""
+    extension, docs/method.md §8.15). ``repair_kl`` and ``repair_forget_kl`` add to each repair step
+    the retain KL target of ``retain_kl`` (KL(parent || model), the concept's branches cut with
+    ``kl_without_concept``) and the forget KL of ``forget_kl`` (KL(cut parent || model) on a fresh forget
+    batch), weighted so; 0 leaves the repair pure next-item training."""
 
     tau: float
     lambda1: float
@@ -97,6 +100,8 @@ class TracerConfig(EraseConfig):
     repair_steps: int = setting(ge=0)
     repair_lr: float = setting(gt=0)
     repair_windows: int = setting(ge=1)
+    repair_kl: float = setting(ge=0)
+    repair_forget_kl: float = setting(ge=0)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -241,7 +246,8 @@ class Tracer(UnlearningMethod):
     @classmethod
     def wants_reference(cls, config: TracerConfig) -> bool:
         anchored = config.coherence_anchor and config.lambda2 > 0
-        return config.retain_kl > 0 or config.forget_kl > 0 or anchored
+        repair_anchored = config.repair_steps > 0 and (config.repair_kl > 0 or config.repair_forget_kl > 0)
+        return config.retain_kl > 0 or config.forget_kl > 0 or anchored or repair_anchored
 
     def setup(self, model: GenerativeRecommender) -> None:
         context, config = self.context, self.config
@@ -261,7 +267,7 @@ class Tracer(UnlearningMethod):
         self.code_offsets = code_offsets(
             self.residuals, self.codebooks, context.sid_table.level_codes[context.concept.item_indices]
         )
-        if config.kl_without_concept or config.forget_kl > 0:
+        if config.kl_without_concept or config.forget_kl > 0 or config.repair_forget_kl > 0:
             codes, mask = context.sid_table.codes, context.concept.item_mask
             if config.kl_branch_shares:
                 counts = np.bincount(context.sequences.training_target_items(), minlength=len(codes))
@@ -386,10 +392,35 @@ class Tracer(UnlearningMethod):
         retain = nll(model, batch, log_probs)
         if self.config.retain_kl == 0:
             return retain, torch.zeros((), device=retain.device)
+        return retain, level_kl(log_probs, self.retain_kl_target(batch))
+
+    def retain_kl_target(self, batch: TargetBatch | SequenceBatch) -> Tensor:
+        """The retain KL's target (N, n_levels, V): the parent's teacher-forced token log-probs, with the
+        concept's branches cut under ``kl_without_concept``; no graph."""
         reference = reference_log_probs(self.context.reference, batch)
         if self.config.kl_without_concept:
             reference = reweighted_tokens(reference, self.kl_log_weights[target_items(batch)])
-        return retain, level_kl(log_probs, reference)
+        return reference
+
+    def repair_anchor(
+        self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch, log_probs: Tensor
+    ) -> Tensor:
+        """The repair's extra term on a retain batch (its log-probs ``log_probs``, graph kept):
+        ``repair_kl`` x the retain KL and ``repair_forget_kl`` x KL(cut parent || model) of the
+        targets of a fresh forget batch, on the committed codes."""
+        config = self.config
+        term = torch.zeros((), device=log_probs.device)
+        if config.repair_kl > 0:
+            term = term + config.repair_kl * level_kl(log_probs, self.retain_kl_target(batch))
+        if config.repair_forget_kl > 0:
+            forget = self.repair_forget.sample().to(self.context.device)
+            items = target_items(forget)
+            target_log_probs, _ = forget_log_probs(model, forget, None)
+            with torch.no_grad():
+                parent, _ = forget_log_probs(self.context.reference, forget, None)
+            target = reweighted_tokens(parent, self.kl_log_weights[items])
+            term = term + config.repair_forget_kl * level_kl(target_log_probs, target)
+        return term
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
         config = self.config
@@ -459,8 +490,24 @@ class Tracer(UnlearningMethod):
             )
         repair_losses = []
         if config.repair_steps > 0:
+            anchored = config.repair_kl > 0 or config.repair_forget_kl > 0
+            if config.repair_forget_kl > 0:
+                self.repair_forget = repair_sampler(
+                    model,
+                    self.context,
+                    config,
+                    self.context.targets.forget_targets,
+                    config.forget_windows if model.batch_kind == "sequence" else config.batch_size,
+                    config.seed + 4,
+                )
             repair_losses = retain_repair(
-                model, self.context, config, config.repair_steps, config.repair_lr, config.repair_windows
+                model,
+                self.context,
+                config,
+                config.repair_steps,
+                config.repair_lr,
+                config.repair_windows,
+                anchor=self.repair_anchor if anchored else None,
             )
         moved = new_table.level_codes[items] != old_level_codes
         after = token_entanglement(new_table.codes, self.context.concept.item_mask)
