@@ -24,7 +24,7 @@ def world(request, tmp_path_factory):
 
 def scored_targets(batch) -> torch.Tensor:
     """The items a batch's loss scores: the masked positions of windows, or the examples' targets."""
-    return batch.sequences[batch.loss_mask] if hasattr(batch, "loss_mask") else batch.items
+    return batch.sequences[batch.loss_mask] if hasattr(batch, "loss_mask") else batch.targets
 
 
 def test_repair_scores_retain_targets_only_and_lowers_their_loss(world, monkeypatch):

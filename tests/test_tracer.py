@@ -81,13 +81,13 @@ def test_coherence_matches_direct_computation(world):
         model.soft_codes = method.soft_codes(model, method.assignment())
         value = method.forget_and_coherence(model, batch.forget)[1]
         direct = 0.0
-        for row in range(len(batch.forget.items)):
+        for row in range(len(batch.forget.targets)):
             history = batch.forget.histories[row : row + 1]
-            for neighbour in method.neighbours[batch.forget.items[row]].tolist():
+            for neighbour in method.neighbours[batch.forget.targets[row]].tolist():
                 log_probs = model.next_item_log_probs(history, torch.tensor([neighbour]))[0]
                 codes = model.codes[neighbour]
                 direct -= float(log_probs[torch.arange(model.n_levels), codes].sum())
-        direct /= len(batch.forget.items) * method.neighbours.shape[1]
+        direct /= len(batch.forget.targets) * method.neighbours.shape[1]
     assert float(value) == pytest.approx(direct, rel=1e-5)
 
 
@@ -195,7 +195,7 @@ def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path, anchor)
     windows = WindowSampler(sequences, forget_mask, 1000, max_history, seed=0).sample()
     singles = TargetSampler(sequences, forget_mask, 10_000, max_history, seed=0)
     singles = singles.rows(np.arange(len(singles)))
-    assert int(windows.loss_mask.sum()) == len(singles.items)  # every forget target once
+    assert int(windows.loss_mask.sum()) == len(singles.targets)  # every forget target once
     with torch.no_grad():
         model.soft_codes = method.soft_codes(model, method.assignment())
         from_windows = method.forget_and_coherence(model, windows)
@@ -409,17 +409,17 @@ def test_anchored_coherence_is_a_hinge_at_the_parent(world):
     value = anchored()
     direct, below = 0.0, 0
     with torch.no_grad():
-        for row in range(len(batch.forget.items)):
+        for row in range(len(batch.forget.targets)):
             history = batch.forget.histories[row : row + 1]
-            for neighbour in method.neighbours[batch.forget.items[row]].tolist():
+            for neighbour in method.neighbours[batch.forget.targets[row]].tolist():
                 candidate, levels = torch.tensor([neighbour]), torch.arange(model.n_levels)
                 codes = model.codes[neighbour]
                 mine = float(model.next_item_log_probs(history, candidate)[0][levels, codes].sum())
                 theirs = float(parent.next_item_log_probs(history, candidate)[0][levels, codes].sum())
                 direct += max(0.0, theirs - mine)
                 below += theirs > mine
-        direct /= len(batch.forget.items) * method.neighbours.shape[1]
-    assert 0 < below < len(batch.forget.items) * method.neighbours.shape[1]  # the hinge is active on some
+        direct /= len(batch.forget.targets) * method.neighbours.shape[1]
+    assert 0 < below < len(batch.forget.targets) * method.neighbours.shape[1]  # the hinge is active on some
     assert float(value.detach()) == pytest.approx(direct, rel=1e-4)
     descend(value, parameters, lr=1e-2)
     assert float(anchored().detach()) < float(value.detach())

@@ -13,22 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from tracer.data.sequences import SequenceData
 from tracer.model.decoding import pad_histories
-from tracer.training.batches import BatchKind, SequenceBatch, TrainingExamples, to_device
-
-
-@dataclass
-class TargetBatch:
-    """``histories``: int64 (B, T) left-padded with PAD_ITEM; ``items``: int64 (B,) next items."""
-
-    histories: Tensor
-    items: Tensor
-
-    def to(self, device: torch.device | str) -> TargetBatch:
-        return TargetBatch(to_device(self.histories, device), to_device(self.items, device))
+from tracer.training.batches import BatchKind, SequenceBatch, TargetBatch, TrainingExamples
 
 
 @dataclass

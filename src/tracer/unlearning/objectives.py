@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 from tracer.model.base import GenerativeRecommender
-from tracer.training.batches import SequenceBatch
-from tracer.unlearning.batches import TargetBatch
+from tracer.training.batches import SequenceBatch, TargetBatch
 
 Examples = TargetBatch | SequenceBatch
 
@@ -16,7 +15,7 @@ def target_items(batch: Examples) -> Tensor:
     """The scored items (N,): a target batch's next items, or a window batch's masked positions."""
     if isinstance(batch, SequenceBatch):
         return batch.sequences[batch.loss_mask]
-    return batch.items
+    return batch.targets
 
 
 def level_log_probs(model: GenerativeRecommender, batch: Examples) -> Tensor:
@@ -24,7 +23,7 @@ def level_log_probs(model: GenerativeRecommender, batch: Examples) -> Tensor:
     history, or per window for a :class:`SequenceBatch`)."""
     if isinstance(batch, SequenceBatch):
         return model.sequence_log_probs(batch.sequences)[batch.loss_mask]
-    return model.next_item_log_probs(batch.histories, batch.items)
+    return model.next_item_log_probs(batch.histories, batch.targets)
 
 
 def sid_log_prob(model: GenerativeRecommender, batch: Examples, log_probs: Tensor | None = None) -> Tensor:

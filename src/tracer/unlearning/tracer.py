@@ -22,10 +22,10 @@ from tracer.model.base import GenerativeRecommender, SoftCodes
 from tracer.semantic_ids.encoders import load_item_vectors
 from tracer.semantic_ids.quantization import code_offsets, load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
-from tracer.training.batches import SequenceBatch
+from tracer.training.batches import SequenceBatch, TargetBatch
 from tracer.typed_config import setting
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
-from tracer.unlearning.batches import ForgetRetainBatch, TargetBatch
+from tracer.unlearning.batches import ForgetRetainBatch
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.distil import noise_and_distil
 from tracer.unlearning.objectives import (
@@ -145,7 +145,7 @@ def forget_log_probs(
         if candidates is None:
             return target_log_probs, None
         return target_log_probs, cached_candidate_log_probs(model, cache, candidates)
-    scored = batch.items[:, None]
+    scored = batch.targets[:, None]
     if candidates is not None:
         scored = torch.cat([scored, candidates], dim=1)  # (N, 1 + W)
     log_probs = candidate_log_probs(model, batch.histories, scored)
