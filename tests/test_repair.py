@@ -133,3 +133,17 @@ def test_the_cli_setting_reaches_the_erasure_and_its_manifest(tmp_path):
     assert main([*args, *settings, "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["repair_steps"] == 3 and len(manifest["summary"]["repair_losses"]) == 2
+
+
+def test_the_repair_forget_batches_follow_the_erasure_rule(world):
+    """``repair_forget_kl`` draws its forget batches as the erasure does: windows on a causal model
+    while ``forget_windows`` > 0, single examples of ``batch_size`` otherwise (never an empty batch)."""
+    for forget_windows in (0, 2):
+        method, model, _ = repaired_with(world, repair_forget_kl=1.0, forget_windows=forget_windows)
+        batch = method.repair_forget.sample()
+        windows = hasattr(batch, "loss_mask")
+        assert windows == (model.batch_kind == "sequence" and forget_windows > 0)
+        scored = scored_targets(batch)
+        assert scored.numel() > 0 and torch.as_tensor(method.context.concept.item_mask)[scored].all()
+        if not windows:
+            assert len(scored) == method.config.batch_size

@@ -90,3 +90,13 @@ class WindowSampler:
             self._order = np.concatenate([self._order, fresh])
         picked, self._order = self._order[: self.windows], self._order[self.windows :]
         return self.examples.batch(picked)
+
+
+def forget_sampler(
+    sequences: SequenceData, forget_mask: np.ndarray, batch_kind: BatchKind, config, history: int, seed: int
+) -> TargetSampler | WindowSampler:
+    """The erasure's forget batches: ``config.forget_windows`` windows on a sequence backbone when that
+    is > 0, else ``config.batch_size`` single (history, next item) examples."""
+    if batch_kind == "sequence" and config.forget_windows > 0:
+        return WindowSampler(sequences, forget_mask, config.forget_windows, history, seed)
+    return TargetSampler(sequences, forget_mask, config.batch_size, history, seed)

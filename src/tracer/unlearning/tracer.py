@@ -25,7 +25,7 @@ from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch, TargetBatch
 from tracer.typed_config import setting
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
-from tracer.unlearning.batches import ForgetRetainBatch
+from tracer.unlearning.batches import ForgetRetainBatch, forget_sampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.distil import noise_and_distil
 from tracer.unlearning.objectives import (
@@ -35,7 +35,7 @@ from tracer.unlearning.objectives import (
     reference_log_probs,
     target_items,
 )
-from tracer.unlearning.repair import repair_sampler, retain_repair
+from tracer.unlearning.repair import retain_repair
 
 
 @dataclass
@@ -492,12 +492,13 @@ class Tracer(UnlearningMethod):
         if config.repair_steps > 0:
             anchored = config.repair_kl > 0 or config.repair_forget_kl > 0
             if config.repair_forget_kl > 0:
-                self.repair_forget = repair_sampler(
-                    model,
-                    self.context,
-                    config,
+                history = min(config.max_history, int(model.config_dict()["max_history"]))
+                self.repair_forget = forget_sampler(
+                    self.context.sequences,
                     self.context.targets.forget_targets,
-                    config.forget_windows if model.batch_kind == "sequence" else config.batch_size,
+                    model.batch_kind,
+                    config,
+                    history,
                     config.seed + 4,
                 )
             repair_losses = retain_repair(
