@@ -12,7 +12,7 @@ from tracer.unlearning import repair
 from tracer.unlearning.base import build_config
 from tracer.unlearning.methods import method_class
 from tracer.unlearning.objectives import level_kl, level_log_probs, nll, target_items
-from tracer.unlearning.tracer import forget_log_probs, reweighted_tokens
+from tracer.unlearning.tracer import forget_log_probs, hard_log_likelihood, reweighted_tokens
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -120,6 +120,24 @@ def test_repair_forget_kl_holds_the_forget_predictions_at_the_cut_parent(world):
     assert divergences[30.0] < 0.3 * divergences[0.0]
 
 
+def test_repair_forget_pushes_the_forget_targets_down_to_its_floor_and_no_further(world):
+    """``repair_forget``: with a floor no target reaches, the repair lowers the forget targets' SID
+    log-likelihood against the plain repair; with a floor every target is already below, the term has
+    no gradient and the repair is the plain one (dropout off, so both runs draw the same noise)."""
+    likelihoods = {}
+    for weight, floor in ((0.0, -30.0), (3.0, -1.0e4), (3.0, -1.0e-6)):
+        method, model, batch = repaired_with(
+            world, repair_forget=weight, repair_forget_floor=floor, dropout=False
+        )
+        with torch.no_grad():
+            log_probs, _ = forget_log_probs(model.eval(), batch.forget, None)
+            codes = model.codes[target_items(batch.forget)]
+            likelihoods[weight, floor] = float(hard_log_likelihood(log_probs, codes).mean())
+    plain = likelihoods[0.0, -30.0]
+    assert likelihoods[3.0, -1.0e4] < plain - 1.0
+    assert likelihoods[3.0, -1.0e-6] == pytest.approx(plain, abs=1e-5)
+
+
 def test_the_cli_setting_reaches_the_erasure_and_its_manifest(tmp_path):
     """``--set repair_steps=N`` from the command line: the manifest records the setting and N's losses."""
     import json
@@ -140,7 +158,7 @@ def test_the_repair_forget_batches_follow_the_erasure_rule(world):
     while ``forget_windows`` > 0, single examples of ``batch_size`` otherwise (never an empty batch)."""
     for forget_windows in (0, 2):
         method, model, _ = repaired_with(world, repair_forget_kl=1.0, forget_windows=forget_windows)
-        batch = method.repair_forget.sample()
+        batch = method.repair_forget_batches.sample()
         windows = hasattr(batch, "loss_mask")
         assert windows == (model.batch_kind == "sequence" and forget_windows > 0)
         scored = scored_targets(batch)

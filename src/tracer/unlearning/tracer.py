@@ -76,7 +76,10 @@ class TracerConfig(EraseConfig):
     extension, docs/method.md §8.15). ``repair_kl`` and ``repair_forget_kl`` add to each repair step
     the retain KL target of ``retain_kl`` (KL(parent || model), the concept's branches cut with
     ``kl_without_concept``) and the forget KL of ``forget_kl`` (KL(cut parent || model) on a fresh forget
-    batch), weighted so; 0 leaves the repair pure next-item training."""
+    batch), weighted so; 0 leaves the repair pure next-item training. ``repair_forget`` > 0 adds, on that
+    forget batch, L_F of the committed codes floored at ``repair_forget_floor`` (nats), so that the repair
+    cannot raise a forget target's SID log-likelihood above the floor again (an extension,
+    docs/method.md §8.15)."""
 
     tau: float
     lambda1: float
@@ -102,6 +105,8 @@ class TracerConfig(EraseConfig):
     repair_windows: int = setting(ge=1)
     repair_kl: float = setting(ge=0)
     repair_forget_kl: float = setting(ge=0)
+    repair_forget: float = setting(ge=0)
+    repair_forget_floor: float = setting(lt=0)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -247,6 +252,7 @@ class Tracer(UnlearningMethod):
     def wants_reference(cls, config: TracerConfig) -> bool:
         anchored = config.coherence_anchor and config.lambda2 > 0
         repair_anchored = config.repair_steps > 0 and (config.repair_kl > 0 or config.repair_forget_kl > 0)
+        # (repair_forget alone needs no parent: it scores the model's own likelihoods)
         return config.retain_kl > 0 or config.forget_kl > 0 or anchored or repair_anchored
 
     def setup(self, model: GenerativeRecommender) -> None:
@@ -406,20 +412,27 @@ class Tracer(UnlearningMethod):
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch, log_probs: Tensor
     ) -> Tensor:
         """The repair's extra term on a retain batch (its log-probs ``log_probs``, graph kept):
-        ``repair_kl`` x the retain KL and ``repair_forget_kl`` x KL(cut parent || model) of the
-        targets of a fresh forget batch, on the committed codes."""
+        ``repair_kl`` x the retain KL, and on the targets of one fresh forget batch (committed codes)
+        ``repair_forget_kl`` x KL(cut parent || model) plus ``repair_forget`` x their mean SID
+        log-likelihood floored at ``repair_forget_floor``."""
         config = self.config
         term = torch.zeros((), device=log_probs.device)
         if config.repair_kl > 0:
             term = term + config.repair_kl * level_kl(log_probs, self.retain_kl_target(batch))
-        if config.repair_forget_kl > 0:
-            forget = self.repair_forget.sample().to(self.context.device)
+        if config.repair_forget_kl > 0 or config.repair_forget > 0:
+            forget = self.repair_forget_batches.sample().to(self.context.device)
             items = target_items(forget)
             target_log_probs, _ = forget_log_probs(model, forget, None)
-            with torch.no_grad():
-                parent, _ = forget_log_probs(self.context.reference, forget, None)
-            target = reweighted_tokens(parent, self.kl_log_weights[items])
-            term = term + config.repair_forget_kl * level_kl(target_log_probs, target)
+            if config.repair_forget_kl > 0:
+                with torch.no_grad():
+                    parent, _ = forget_log_probs(self.context.reference, forget, None)
+                target = reweighted_tokens(parent, self.kl_log_weights[items])
+                term = term + config.repair_forget_kl * level_kl(target_log_probs, target)
+            if config.repair_forget > 0:
+                held = floored(
+                    hard_log_likelihood(target_log_probs, model.codes[items]), config.repair_forget_floor
+                )
+                term = term + config.repair_forget * held.mean()
         return term
 
     def step(self, model, batch: ForgetRetainBatch, optimizer) -> dict[str, float]:
@@ -490,10 +503,10 @@ class Tracer(UnlearningMethod):
             )
         repair_losses = []
         if config.repair_steps > 0:
-            anchored = config.repair_kl > 0 or config.repair_forget_kl > 0
-            if config.repair_forget_kl > 0:
+            anchored = config.repair_kl > 0 or config.repair_forget_kl > 0 or config.repair_forget > 0
+            if config.repair_forget_kl > 0 or config.repair_forget > 0:
                 history = min(config.max_history, int(model.config_dict()["max_history"]))
-                self.repair_forget = forget_sampler(
+                self.repair_forget_batches = forget_sampler(
                     self.context.sequences,
                     self.context.targets.forget_targets,
                     model.batch_kind,
