@@ -58,6 +58,18 @@ def test_parent_untouched_and_manifest_complete(world, tmp_path, method):
     assert (out / "model.safetensors").is_file() and (out / "sids" / "sids.parquet").is_file()
 
 
+def test_a_parent_that_changes_during_the_erasure_writes_nothing(world, tmp_path, monkeypatch, capsys):
+    """Another process writing the parent mid-erasure (the hash taken after differs): exit 2, one line,
+    no output folder."""
+    from tracer.unlearning import runner
+
+    hashes = iter(["before", "after"])
+    monkeypatch.setattr(runner, "sha256_tree", lambda folder: next(hashes))
+    out = tmp_path / "changed"
+    assert erase(world, out, "filter") == 2
+    assert "changed while it was being erased" in capsys.readouterr().err and not out.exists()
+
+
 def test_filter_zero_exposure_same_concept_mass(world, tmp_path):
     out = tmp_path / "filter"
     assert erase(world, out, "filter") == 0

@@ -229,8 +229,11 @@ def _erase(
     new_table.save(stage / SID_FOLDER)
     write_json(stage / "erase_log.json", log)
     write_json(stage / MANIFEST_FILE, manifest)
-    if sha256_tree(request.model_dir) != parent_hash:  # a bug, not a user error
-        raise RuntimeError(f"the parent artifact {request.model_dir} changed during erasure")
+    if sha256_tree(request.model_dir) != parent_hash:  # e.g. `tracer train` still writing it
+        raise UserError(
+            f"the parent {request.model_dir} changed while it was being erased (is another process "
+            "writing to it?): nothing was written; erase again once the parent is finished"
+        )
     return manifest
 
 
