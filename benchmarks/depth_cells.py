@@ -12,6 +12,11 @@ groups the folders given with the same ``--cell`` name; every bar is judged on t
     python benchmarks/depth_cells.py --cell "ML-100k Horror" runs/frontier-horror-s0 \\
         runs/frontier-horror-s1 --cell "ML-100k Children's" runs/frontier-childrens-s0 ... \\
         --variant deep --out table.md
+
+A ``--variant`` may pool several finished variants with ``+``: ``--variant deep+deep-e1+deep-e2``
+judges the rows of all three in every folder together, e.g. the same setting erased with more than one
+erasure seed (``erasure_frontier.py --variant "deep-e1=tracer-deep:seed=1"``), so that a cell's mean
+carries less of one erasure's noise; the ``seeds`` column then counts every (folder, variant) row.
 """
 
 from __future__ import annotations
@@ -31,6 +36,12 @@ def load_rows(folder: Path, variant: str) -> tuple[dict, dict] | None:
     if not (row.is_file() and reference.is_file()):
         return None
     return json.loads(row.read_text()), json.loads(reference.read_text())
+
+
+def pooled_rows(folders: list[Path], variant: str) -> list[tuple[dict, dict]]:
+    """Every finished (variant row, Retrain row) of ``folders`` for each name in ``variant`` split on "+"."""
+    pairs = (load_rows(folder, name) for name in variant.split("+") for folder in folders)
+    return [pair for pair in pairs if pair is not None]
 
 
 def judge(pairs: list[tuple[dict, dict]]) -> dict:
@@ -99,7 +110,7 @@ def main() -> None:
     lines = [HEADER]
     for name, *folders in args.cell:
         for variant in args.variant:
-            pairs = [p for p in (load_rows(Path(f), variant) for f in folders) if p is not None]
+            pairs = pooled_rows([Path(f) for f in folders], variant)
             if pairs:
                 lines.append(cell_line(name, variant, judge(pairs)))
     table = "\n".join(lines)

@@ -64,3 +64,21 @@ def test_unfinished_variants_are_skipped(tmp_path):
     assert depth_cells.load_rows(tmp_path, "deep") is None
     (tmp_path / "deep.json").write_text(json.dumps(_row()))
     assert depth_cells.load_rows(tmp_path, "deep") == (_row(), RETRAIN)
+
+
+def test_a_pooled_variant_judges_the_rows_of_every_named_variant(tmp_path):
+    """``deep+deep-e1``: both erasures of each folder enter one mean; an unfinished name is skipped."""
+    folders = [tmp_path / "s0", tmp_path / "s1"]
+    for index, folder in enumerate(folders):
+        folder.mkdir()
+        (folder / "retrain.json").write_text(json.dumps(RETRAIN))
+        (folder / "deep.json").write_text(json.dumps(_row(attack=0.1 * index)))
+        (folder / "deep-e1.json").write_text(json.dumps(_row(attack=0.2 + 0.1 * index)))
+    pairs = depth_cells.pooled_rows(folders, "deep+deep-e1+deep-e2")
+    assert len(pairs) == 4
+    verdict = depth_cells.judge(pairs)
+    assert verdict["seeds"] == 4 and verdict["attack"] == pytest.approx((0.0 + 0.1 + 0.2 + 0.3) / 4)
+    assert depth_cells.pooled_rows(folders, "deep") == [
+        (_row(attack=0.0), RETRAIN),
+        (_row(attack=0.1), RETRAIN),
+    ]
