@@ -7,7 +7,8 @@ next-item training on retain data only, with the concept items on their new code
 next scheduled refresh of a production model would do (the benign-relearning attack of
 :mod:`tracer.attacks.benign`), and the retain data never shows a concept item as a target, so nothing
 teaches the concept back. An optional ``anchor`` term joins each step's loss (TRACER's cut-parent
-divergences during the repair, ``repair_kl`` and ``repair_forget_kl``).
+divergences during the repair, ``repair_kl`` and ``repair_forget_kl``, and its floored L_F,
+``repair_forget``).
 """
 
 from __future__ import annotations
