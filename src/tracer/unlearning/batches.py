@@ -100,3 +100,13 @@ def forget_sampler(
     if batch_kind == "sequence" and config.forget_windows > 0:
         return WindowSampler(sequences, forget_mask, config.forget_windows, history, seed)
     return TargetSampler(sequences, forget_mask, config.batch_size, history, seed)
+
+
+def retain_sampler(
+    sequences: SequenceData, retain_mask: np.ndarray, batch_kind: BatchKind, config, history: int, seed: int
+) -> TargetSampler | WindowSampler:
+    """The erasure's retain batches: ``config.retain_windows`` windows on a sequence backbone, else
+    ``config.batch_size`` single (history, next item) examples."""
+    if batch_kind == "sequence":
+        return WindowSampler(sequences, retain_mask, config.retain_windows, history, seed)
+    return TargetSampler(sequences, retain_mask, config.batch_size, history, seed)

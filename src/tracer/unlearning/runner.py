@@ -29,7 +29,7 @@ from tracer.model.checkpoint import check_finite, save_model
 from tracer.outputs import claim_folder
 from tracer.typed_config import read_yaml
 from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config, method_settings
-from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler, forget_sampler
+from tracer.unlearning.batches import ForgetRetainBatch, forget_sampler, retain_sampler
 from tracer.unlearning.methods import method_class
 
 LOG_EVERY = 10  # steps between reads of the losses on the host (log, progress bar, non-finite check)
@@ -85,13 +85,9 @@ def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) 
     forget_mask = context.targets.forget_targets
     history = min(config.max_history, int(model.config_dict()["max_history"]))  # windows the model takes
     forget = forget_sampler(context.sequences, forget_mask, model.batch_kind, config, history, config.seed)
-    retain_mask = ~forget_mask
-    if model.batch_kind == "sequence":
-        retain = WindowSampler(
-            context.sequences, retain_mask, config.retain_windows, history, config.seed + 1
-        )
-    else:
-        retain = TargetSampler(context.sequences, retain_mask, config.batch_size, history, config.seed + 1)
+    retain = retain_sampler(
+        context.sequences, ~forget_mask, model.batch_kind, config, history, config.seed + 1
+    )
     optimizer = torch.optim.AdamW(method.parameters(model), lr=config.lr, weight_decay=config.weight_decay)
     model.train(config.dropout)
     log = []

@@ -25,7 +25,7 @@ from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch, TargetBatch
 from tracer.typed_config import setting
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
-from tracer.unlearning.batches import ForgetRetainBatch, forget_sampler
+from tracer.unlearning.batches import ForgetRetainBatch, forget_sampler, retain_sampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.distil import noise_and_distil
 from tracer.unlearning.objectives import (
@@ -36,6 +36,7 @@ from tracer.unlearning.objectives import (
     target_items,
 )
 from tracer.unlearning.repair import retain_repair
+from tracer.unlearning.saliency import concept_salient_masks, mask_gradients
 
 
 @dataclass
@@ -79,7 +80,10 @@ class TracerConfig(EraseConfig):
     batch), weighted so; 0 leaves the repair pure next-item training. ``repair_forget`` > 0 adds, on that
     forget batch, L_F of the committed codes floored at ``repair_forget_floor`` (nats), so that the repair
     cannot raise a forget target's SID log-likelihood above the floor again (an extension,
-    docs/method.md §8.15)."""
+    docs/method.md §8.15). ``saliency_share`` < 1: only that share of theta's entries, those whose
+    squared gradient on the forget targets is largest relative to the retain targets' (the parent, on
+    ``saliency_batches`` forget and retain batches), takes the erasure's updates; the repair still moves
+    every weight (:mod:`tracer.unlearning.saliency`; an extension, docs/method.md §8.16)."""
 
     tau: float
     lambda1: float
@@ -107,6 +111,8 @@ class TracerConfig(EraseConfig):
     repair_forget_kl: float = setting(ge=0)
     repair_forget: float = setting(ge=0)
     repair_forget_floor: float = setting(lt=0)
+    saliency_share: float = setting(gt=0, le=1)
+    saliency_batches: int = setting(ge=1)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -294,6 +300,31 @@ class Tracer(UnlearningMethod):
         self.dedup = model.codes[self.items, levels:]  # (M, n_levels - L): stored, never reassigned
         self.entanglement_before = token_entanglement(context.sid_table.codes, context.concept.item_mask)
         self.last_terms: dict[str, Tensor] = {}  # on the device: no host sync per step
+        self.saliency_masks = None
+        if config.saliency_share < 1:
+            self.saliency_masks = self.concept_salient_masks(model)
+
+    def concept_salient_masks(self, model: GenerativeRecommender) -> list[Tensor]:
+        """The erasure's update masks over ``self.parameters(model)`` (:mod:`tracer.unlearning.saliency`),
+        from the parent's gradients on forget batches of the erasure's size and retain batches of
+        ``retain_windows`` windows (tiger: ``batch_size`` examples)."""
+        context, config = self.context, self.config
+        forget_mask = context.targets.forget_targets
+        history = min(config.max_history, int(model.config_dict()["max_history"]))
+        forget = forget_sampler(
+            context.sequences, forget_mask, model.batch_kind, config, history, config.seed + 5
+        )
+        retain = retain_sampler(
+            context.sequences, ~forget_mask, model.batch_kind, config, history, config.seed + 6
+        )
+        return concept_salient_masks(
+            model,
+            self.parameters(model),
+            lambda: forget.sample().to(context.device),
+            lambda: retain.sample().to(context.device),
+            config.saliency_batches,
+            config.saliency_share,
+        )
 
     # -- soft tokens ---------------------------------------------------------------------------
     def assignment(self) -> Tensor:
@@ -466,6 +497,8 @@ class Tracer(UnlearningMethod):
             self.forget_backward_at(model, batch.forget, deltas)
         else:
             total.backward()
+        if self.saliency_masks is not None:
+            mask_gradients(self.parameters(model), self.saliency_masks)
         torch.nn.utils.clip_grad_norm_(self.parameters(model), config.grad_clip)
         optimizer.step()
         if config.reassign and self.phi.grad is not None:
