@@ -9,7 +9,7 @@ import torch
 
 from tracer.attacks.subject import AttackSubject
 from tracer.errors import UserError
-from tracer.unlearning.batches import TargetSampler, WindowSampler
+from tracer.unlearning.batches import TargetSampler, WindowSampler, rows_sampler
 from tracer.unlearning.objectives import nll
 
 
@@ -33,9 +33,7 @@ class BenignConfig:
 
 def retain_sampler(subject: AttackSubject, rows: int, seed: int) -> TargetSampler | WindowSampler:
     retain = ~subject.targets.forget_targets
-    if subject.model.batch_kind == "sequence":
-        return WindowSampler(subject.data, retain, rows, subject.max_history, seed)
-    return TargetSampler(subject.data, retain, rows, subject.max_history, seed)
+    return rows_sampler(subject.data, retain, subject.model.batch_kind, rows, subject.max_history, seed)
 
 
 def benign_relearning(subject: AttackSubject, config: BenignConfig = BenignConfig()) -> dict:

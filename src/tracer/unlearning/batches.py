@@ -92,6 +92,16 @@ class WindowSampler:
         return self.examples.batch(picked)
 
 
+def rows_sampler(
+    sequences: SequenceData, mask: np.ndarray, batch_kind: BatchKind, rows: int, history: int, seed: int
+) -> TargetSampler | WindowSampler:
+    """Batches of ``rows`` windows (sequence backbone) or single (history, next item) examples whose
+    scored targets are the training targets in ``mask`` (n_targets,), histories cut to ``history``."""
+    if batch_kind == "sequence":
+        return WindowSampler(sequences, mask, rows, history, seed)
+    return TargetSampler(sequences, mask, rows, history, seed)
+
+
 def forget_sampler(
     sequences: SequenceData, forget_mask: np.ndarray, batch_kind: BatchKind, config, history: int, seed: int
 ) -> TargetSampler | WindowSampler:
@@ -107,6 +117,5 @@ def retain_sampler(
 ) -> TargetSampler | WindowSampler:
     """The erasure's retain batches: ``config.retain_windows`` windows on a sequence backbone, else
     ``config.batch_size`` single (history, next item) examples."""
-    if batch_kind == "sequence":
-        return WindowSampler(sequences, retain_mask, config.retain_windows, history, seed)
-    return TargetSampler(sequences, retain_mask, config.batch_size, history, seed)
+    rows = config.retain_windows if batch_kind == "sequence" else config.batch_size
+    return rows_sampler(sequences, retain_mask, batch_kind, rows, history, seed)

@@ -14,7 +14,7 @@ import copy
 import torch
 
 from tracer.model.base import GenerativeRecommender
-from tracer.unlearning.batches import TargetSampler, WindowSampler
+from tracer.unlearning.batches import retain_sampler
 from tracer.unlearning.objectives import level_kl, level_log_probs, reference_log_probs
 
 
@@ -41,10 +41,7 @@ def noise_and_distil(
     shrink_towards_fresh_init(model, noise, config.seed)
     retain = ~context.targets.forget_targets
     history = min(config.max_history, int(model.config_dict()["max_history"]))  # windows the model takes
-    if model.batch_kind == "sequence":
-        sampler = WindowSampler(context.sequences, retain, config.retain_windows, history, config.seed + 2)
-    else:
-        sampler = TargetSampler(context.sequences, retain, config.batch_size, history, config.seed + 2)
+    sampler = retain_sampler(context.sequences, retain, model.batch_kind, config, history, config.seed + 2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train(config.dropout)
     losses = []

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from tracer.model.base import GenerativeRecommender
-from tracer.unlearning.batches import TargetSampler, WindowSampler
+from tracer.unlearning.batches import rows_sampler
 from tracer.unlearning.objectives import Examples, level_log_probs, nll
 
 Anchor = Callable[[GenerativeRecommender, Examples, Tensor], Tensor]
@@ -30,9 +30,7 @@ def repair_sampler(model: GenerativeRecommender, context, config, mask: np.ndarr
     """Batches of ``rows`` windows (causal backbone) or examples (tiger) whose scored targets are the
     training targets in ``mask`` (n_targets,), histories cut to what the model takes."""
     history = min(config.max_history, int(model.config_dict()["max_history"]))
-    if model.batch_kind == "sequence":
-        return WindowSampler(context.sequences, mask, rows, history, seed)
-    return TargetSampler(context.sequences, mask, rows, history, seed)
+    return rows_sampler(context.sequences, mask, model.batch_kind, rows, history, seed)
 
 
 def retain_repair(
