@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sparse
-from sklearn.decomposition import TruncatedSVD
-from sklearn.preprocessing import normalize
 
 from tracer.data.sequences import SequenceData
 from tracer.errors import UserError
@@ -38,6 +36,10 @@ def collaborative_item_vectors(
 ) -> np.ndarray:
     """float32 (n_items, min(dim, n_items - 1, n_users - 1)), rows L2-normalised; items without a
     training interaction get a zero row."""
+    # scikit-learn loads in ~0.9 s: imported here, not with the CLI
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
     n_items, n_users = sequences.n_items, sequences.n_users
     dim = min(dim, n_items - 1, n_users - 1)
     if dim < 1:
@@ -90,6 +92,10 @@ def sequential_item_vectors(
 ) -> np.ndarray:
     """float32 (n_items, min(dim, n_items - 1)): truncated SVD of :func:`cooccurrence_ppmi`, rows
     L2-normalised; items that never co-occur with another get a zero row."""
+    # scikit-learn loads in ~0.9 s: imported here, not with the CLI
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import normalize
+
     n_items = sequences.n_items
     dim = min(dim, n_items - 1)
     if dim < 1:

@@ -14,8 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.exceptions import ConvergenceWarning
 from tqdm.auto import tqdm
 
 from tracer.errors import UserError
@@ -89,6 +87,10 @@ def fit_rq_kmeans(vectors: np.ndarray, config: RQKMeansConfig, progress: bool = 
 def _fit_centroids(points: np.ndarray, size: int, config: RQKMeansConfig, seed: int) -> np.ndarray:
     """K centroids (K, d) float32 of ``points`` (n, d); duplicate centroids are allowed when there are
     fewer distinct points than K (k-means then warns, which is expected here and silenced)."""
+    # scikit-learn loads in ~0.9 s: imported here, not with the CLI
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     if len(points) > config.minibatch_above:
         model = MiniBatchKMeans(
             n_clusters=size,
