@@ -29,6 +29,7 @@ EXTENSIONS_OFF = {
     "distil_steps": 0,
     "sharpness_rho": 0.0,
     "repair_steps": 0,
+    "saliency_share": 1.0,
 }
 
 
