@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,9 @@ def load_rows(folder: Path, variant: str) -> tuple[dict, dict] | None:
 
 
 def pooled_rows(folders: list[Path], variant: str) -> list[tuple[dict, dict]]:
-    """Every finished (variant row, Retrain row) of ``folders`` for each name in ``variant`` split on "+"."""
-    pairs = (load_rows(folder, name) for name in variant.split("+") for folder in folders)
+    """Every finished (variant row, Retrain row) of ``folders`` for each name in ``variant`` split on "+"
+    (a leading "+" belongs to the first name: the extension ladder's rows are called "+retain_kl", ...)."""
+    pairs = (load_rows(folder, name) for name in re.split(r"(?<!^)\+", variant) for folder in folders)
     return [pair for pair in pairs if pair is not None]
 
 

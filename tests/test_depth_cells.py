@@ -82,3 +82,12 @@ def test_a_pooled_variant_judges_the_rows_of_every_named_variant(tmp_path):
         (_row(attack=0.0), RETRAIN),
         (_row(attack=0.1), RETRAIN),
     ]
+
+
+def test_a_ladder_row_keeps_its_leading_plus(tmp_path):
+    """The extension ladder's rows are named ``+retain_kl`` ...: a leading "+" is part of the name."""
+    (tmp_path / "retrain.json").write_text(json.dumps(RETRAIN))
+    (tmp_path / "+retain_kl.json").write_text(json.dumps(_row(attack=0.3)))
+    (tmp_path / "deep.json").write_text(json.dumps(_row(attack=0.1)))
+    assert depth_cells.pooled_rows([tmp_path], "+retain_kl") == [(_row(attack=0.3), RETRAIN)]
+    assert len(depth_cells.pooled_rows([tmp_path], "+retain_kl+deep")) == 2
