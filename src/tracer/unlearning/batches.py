@@ -92,6 +92,11 @@ class WindowSampler:
         return self.examples.batch(picked)
 
 
+def erasure_history(model, config) -> int:
+    """History length of the erasure's batches: ``config.max_history``, cut to what the model takes."""
+    return min(config.max_history, int(model.config_dict()["max_history"]))
+
+
 def rows_sampler(
     sequences: SequenceData, mask: np.ndarray, batch_kind: BatchKind, rows: int, history: int, seed: int
 ) -> TargetSampler | WindowSampler:

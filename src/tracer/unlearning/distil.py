@@ -14,7 +14,7 @@ import copy
 import torch
 
 from tracer.model.base import GenerativeRecommender
-from tracer.unlearning.batches import retain_sampler
+from tracer.unlearning.batches import erasure_history, retain_sampler
 from tracer.unlearning.objectives import level_kl, level_log_probs, reference_log_probs
 
 
@@ -40,7 +40,7 @@ def noise_and_distil(
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     shrink_towards_fresh_init(model, noise, config.seed)
     retain = ~context.targets.forget_targets
-    history = min(config.max_history, int(model.config_dict()["max_history"]))  # windows the model takes
+    history = erasure_history(model, config)
     sampler = retain_sampler(context.sequences, retain, model.batch_kind, config, history, config.seed + 2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train(config.dropout)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from tracer.model.base import GenerativeRecommender
-from tracer.unlearning.batches import rows_sampler
+from tracer.unlearning.batches import erasure_history, rows_sampler
 from tracer.unlearning.objectives import Examples, level_log_probs, nll
 
 Anchor = Callable[[GenerativeRecommender, Examples, Tensor], Tensor]
@@ -29,7 +29,7 @@ Anchor = Callable[[GenerativeRecommender, Examples, Tensor], Tensor]
 def repair_sampler(model: GenerativeRecommender, context, config, mask: np.ndarray, rows: int, seed: int):
     """Batches of ``rows`` windows (causal backbone) or examples (tiger) whose scored targets are the
     training targets in ``mask`` (n_targets,), histories cut to what the model takes."""
-    history = min(config.max_history, int(model.config_dict()["max_history"]))
+    history = erasure_history(model, config)
     return rows_sampler(context.sequences, mask, model.batch_kind, rows, history, seed)
 
 

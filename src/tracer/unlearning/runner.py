@@ -29,7 +29,7 @@ from tracer.model.checkpoint import check_finite, save_model
 from tracer.outputs import claim_folder
 from tracer.typed_config import read_yaml
 from tracer.unlearning.base import ErasureContext, UnlearningMethod, build_config, method_settings
-from tracer.unlearning.batches import ForgetRetainBatch, forget_sampler, retain_sampler
+from tracer.unlearning.batches import ForgetRetainBatch, erasure_history, forget_sampler, retain_sampler
 from tracer.unlearning.methods import method_class
 
 LOG_EVERY = 10  # steps between reads of the losses on the host (log, progress bar, non-finite check)
@@ -83,7 +83,7 @@ def count_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> in
 
 def run_steps(method: UnlearningMethod, model, context: ErasureContext, config) -> list[dict]:
     forget_mask = context.targets.forget_targets
-    history = min(config.max_history, int(model.config_dict()["max_history"]))  # windows the model takes
+    history = erasure_history(model, config)
     forget = forget_sampler(context.sequences, forget_mask, model.batch_kind, config, history, config.seed)
     retain = retain_sampler(
         context.sequences, ~forget_mask, model.batch_kind, config, history, config.seed + 1

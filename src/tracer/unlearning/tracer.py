@@ -25,7 +25,7 @@ from tracer.semantic_ids.stats import token_entanglement
 from tracer.training.batches import SequenceBatch, TargetBatch
 from tracer.typed_config import setting
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
-from tracer.unlearning.batches import ForgetRetainBatch, forget_sampler, retain_sampler
+from tracer.unlearning.batches import ForgetRetainBatch, erasure_history, forget_sampler, retain_sampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.distil import noise_and_distil
 from tracer.unlearning.objectives import (
@@ -310,7 +310,7 @@ class Tracer(UnlearningMethod):
         ``retain_windows`` windows (tiger: ``batch_size`` examples)."""
         context, config = self.context, self.config
         forget_mask = context.targets.forget_targets
-        history = min(config.max_history, int(model.config_dict()["max_history"]))
+        history = erasure_history(model, config)
         forget = forget_sampler(
             context.sequences, forget_mask, model.batch_kind, config, history, config.seed + 5
         )
@@ -538,7 +538,7 @@ class Tracer(UnlearningMethod):
         if config.repair_steps > 0:
             anchored = config.repair_kl > 0 or config.repair_forget_kl > 0 or config.repair_forget > 0
             if config.repair_forget_kl > 0 or config.repair_forget > 0:
-                history = min(config.max_history, int(model.config_dict()["max_history"]))
+                history = erasure_history(model, config)
                 self.repair_forget_batches = forget_sampler(
                     self.context.sequences,
                     self.context.targets.forget_targets,
