@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
@@ -40,8 +42,19 @@ def ddp_run(tmp_path_factory):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                str(script), str(data), str(sids), str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    failures = []
+    for _ in range(2):  # one retry: gloo has aborted a rank under CI load (seen twice)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+        if done.returncode == 0:
+            break
+        written = sorted(path.name for path in folder.glob("run-rank*.json"))
+        failures.append(f"rank summaries: {written}\n{done.stderr[:1500]}\n...\n{done.stderr[-3000:]}")
+        shutil.rmtree(out, ignore_errors=True)
+        for path in folder.glob("run-rank*.json"):
+            path.unlink()
+    assert done.returncode == 0, "\n\n".join(failures)
+    if failures:
+        warnings.warn(f"torchrun failed once and passed on retry: {failures[0][-1500:]}", stacklevel=1)
     ranks = [json.loads((folder / f"run-rank{rank}.json").read_text()) for rank in (0, 1)]
     return data, out, ranks
 
