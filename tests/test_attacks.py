@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.helpers.attack_world import CONCEPT, write_attack_world
-from tracer.attacks.benign import retain_sampler
+from tracer.attacks.benign import benign_sampler
 from tracer.attacks.probe import concept_probe
 from tracer.attacks.relearning import RelearningConfig, relearning_curve
 from tracer.attacks.restore_codes import restore_codes
@@ -98,7 +98,7 @@ def test_restore_codes_reads_the_parents_codes(world):
 def test_benign_relearning_trains_on_retain_targets_only(world):
     world, _ = world
     subject = load_subject(world.retrain_dir, world.data_dir, CONCEPT)
-    sampler = retain_sampler(subject, 8, seed=0)
+    sampler = benign_sampler(subject, 8, seed=0)
     for _ in range(20):
         batch = sampler.sample()
         targets = batch.sequences[batch.loss_mask]

@@ -31,7 +31,8 @@ class BenignConfig:
             raise UserError("the benign relearning lr must be > 0")
 
 
-def retain_sampler(subject: AttackSubject, rows: int, seed: int) -> TargetSampler | WindowSampler:
+def benign_sampler(subject: AttackSubject, rows: int, seed: int) -> TargetSampler | WindowSampler:
+    """Batches of ``rows`` retain training rows of the attacked model's data (its forget targets out)."""
     retain = ~subject.targets.forget_targets
     return rows_sampler(subject.data, retain, subject.model.batch_kind, rows, subject.max_history, seed)
 
@@ -42,7 +43,7 @@ def benign_relearning(subject: AttackSubject, config: BenignConfig = BenignConfi
     lr = config.lr if config.lr is not None else float(train.get("lr", 2e-3))
     rows = config.batch_size if config.batch_size is not None else int(train.get("batch_size", 128))
     before = subject.exposure_and_forget_recall()
-    sampler = retain_sampler(subject, rows, config.seed)
+    sampler = benign_sampler(subject, rows, config.seed)
     model = subject.fresh_model()
     torch.manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
