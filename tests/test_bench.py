@@ -18,6 +18,7 @@ from tracer.data.concepts import resolve_concept
 from tracer.data.sequences import build_sequences
 from tracer.evaluation.evaluate import Ranking
 from tracer.evaluation.metrics import exposure_at_k, ndcg_at_k
+from tracer.io import read_json, write_json
 from tracer.pipelines.bench import settings_tag as bench_tag
 
 
@@ -180,3 +181,20 @@ def test_a_finished_model_trained_from_an_edited_preset_is_refused(tmp_path):
     load_preset(preset).replace(lr=0.5).save(preset)
     with pytest.raises(UserError, match=r"train\.lr"):
         bench.model_dir(plan, 0)
+
+
+def test_bench_carries_the_retrain_warning_into_results(bench_run, tmp_path, capsys):
+    """A Retrain artifact's warning about its schedule (tests/test_retrain_schedule.py) reaches results.json
+    and stderr, also when every cell is reused."""
+    _, path, out = bench_run
+    assert read_json(out / "results.json")["meta"]["warnings"] == []
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    (manifest,) = (copy / "work" / "tiny" / "erased" / "horror").glob("retrain-seed0-*/manifest.json")
+    record = read_json(manifest)
+    record["summary"]["warning"] = "Retrain stopped early at epoch 1"
+    write_json(manifest, record)
+    assert main(["bench", str(path), "--out", str(copy)]) == 0  # every cell is reused
+    want = "tiny, Horror, seed 0: Retrain stopped early at epoch 1"
+    assert read_json(copy / "results.json")["meta"]["warnings"] == [want]
+    assert f"warning: {want}" in capsys.readouterr().err

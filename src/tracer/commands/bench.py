@@ -25,9 +25,11 @@ DEMO_CONFIG = config_file("demo.yaml")
 def _run_and_report(config_path: Path, out: Path, device: str) -> None:
     config = load_bench_config(config_path)
     started = time.perf_counter()
-    run_bench(config, out, command=" ".join(["tracer", *sys.argv[1:]]), device=device)
+    results = run_bench(config, out, command=" ".join(["tracer", *sys.argv[1:]]), device=device)
     report = write_report(out)
     typer.echo(format_headline_table(aggregate(load_results(out).rows)))
+    for warning in results["meta"]["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     picks = load_picks(out)
     if picks is not None:
         typer.echo("\n" + format_picks_table(picks))

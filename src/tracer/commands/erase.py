@@ -66,6 +66,8 @@ def erase_command(
     )
     if manifest["summary"]:
         typer.echo(json.dumps(manifest["summary"], indent=2))
+    if "warning" in manifest["summary"]:
+        typer.echo(f"warning: {manifest['summary']['warning']}", err=True)
 
 
 def parse_int_list(text: str, option: str) -> list[int]:

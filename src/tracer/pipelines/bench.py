@@ -112,11 +112,15 @@ class Bench:
             )
         return folder
 
+    def artifact_dir(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
+        """Where the cell's erased artifact lives (written or not)."""
+        tag = settings_tag(self.effective_settings(method))
+        return self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}-{tag}"
+
     def artifact(self, plan: DatasetPlan, concept: str, method: str, seed: int) -> Path:
         if method == "original":
             return self.model_dir(plan, seed)
-        tag = settings_tag(self.effective_settings(method))
-        folder = self.work(plan) / "erased" / slug(concept) / f"{method}-seed{seed}-{tag}"
+        folder = self.artifact_dir(plan, concept, method, seed)
         if not (folder / "manifest.json").is_file():
             erase(
                 EraseRequest(
@@ -230,11 +234,15 @@ class Bench:
             for concept in self.config.concepts[plan.name]
             for seed in self.config.concept_seeds(concept)
         ]
-        rows = []
+        rows, warnings = [], []
         bar = tqdm(total=len(cells) * len(self.config.all_methods), desc="bench cells")
         for plan, concept, seed in cells:
             retrain_row = self.run_cell(plan, concept, "retrain", seed, None)
             bar.update()
+            warning = self.reference_warning(plan, concept, seed)
+            if warning is not None:
+                warnings.append(warning)
+                tqdm.write(f"warning: {warning}")
             retrain = (self._as_metrics(retrain_row), self._ranking(plan, concept, "retrain", seed))
             rows.append(retrain_row)
             for method in self.config.all_methods:
@@ -244,7 +252,13 @@ class Bench:
                 rows.append(self.run_cell(plan, concept, method, seed, retrain))
                 bar.update()
         bar.close()
-        return self.results(rows, time.perf_counter() - started)
+        return self.results(rows, warnings, time.perf_counter() - started)
+
+    def reference_warning(self, plan: DatasetPlan, concept: str, seed: int) -> str | None:
+        """The Retrain artifact's warning about its own schedule (docs/method.md §3), with its cell."""
+        manifest = self.artifact_dir(plan, concept, "retrain", seed) / "manifest.json"
+        warning = read_json(manifest).get("summary", {}).get("warning") if manifest.is_file() else None
+        return None if warning is None else f"{plan.name}, {concept}, seed {seed}: {warning}"
 
     def _as_metrics(self, row: dict) -> dict:
         return {
@@ -303,7 +317,7 @@ class Bench:
                     )
         return out
 
-    def results(self, rows: list[dict], seconds: float) -> dict:
+    def results(self, rows: list[dict], warnings: list[str], seconds: float) -> dict:
         entanglement = {}
         for row in rows:
             if row["method"] == "tracer" and "entanglement_before" in row:
@@ -320,6 +334,7 @@ class Bench:
                 "command": self.command,
                 "seconds": round(seconds, 1),
                 "config": _plain(self.config),
+                "warnings": warnings,
             },
             "rows": table,
             "entanglement": entanglement,

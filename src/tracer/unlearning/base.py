@@ -63,6 +63,7 @@ class ErasureContext:
     reference: GenerativeRecommender | None
     device: torch.device
     scratch: Path  # a folder the method may write to; removed when the erasure ends
+    parent_dir: Path | None = None  # the parent's folder (its metrics.json says how its training went)
 
 
 class UnlearningMethod(ABC):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tracer.errors import UserError
 from tracer.io import read_json, write_json
+from tracer.model.artifact import load_model_artifact
 from tracer.semantic_ids.build import (
     INTERACTION_ENCODERS,
     STATS_FILE,
@@ -21,6 +22,8 @@ from tracer.semantic_ids.build import (
     recorded_config,
 )
 from tracer.semantic_ids.sid_table import SidTable
+from tracer.training.config import TrainConfig
+from tracer.training.loop import METRICS_FILE, train
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
 
 
@@ -35,16 +38,29 @@ class RetrainConfig(EraseConfig):
     rebuild_sids: bool
 
 
+SCHEDULE_KEYS = ("epochs", "best_epoch", "stopped_early")
+
+
+def schedule_warning(retrain: dict, parent: dict | None) -> str | None:
+    """A warning when Retrain's early stop ended its training before the epoch at which its parent
+    peaked: such a reference is weaker than its parent by schedule, not by the concept, and every share
+    against it is inflated. ``retrain`` and ``parent``: ``{"epochs", "best_epoch", "stopped_early"}`` of
+    the two training runs (``parent`` None when the parent has no record)."""
+    if parent is None or not retrain["stopped_early"] or retrain["epochs"] >= parent["best_epoch"]:
+        return None
+    return (
+        f"Retrain stopped early at epoch {retrain['epochs']} (best epoch {retrain['best_epoch']}), before "
+        f"its parent's best epoch {parent['best_epoch']}: it may be a weak reference that flatters every "
+        "method compared with it; train the parent with a larger patience, so that its Retrain inherits it"
+    )
+
+
 class Retrain(UnlearningMethod):
     name = "retrain"
     config_class = RetrainConfig
     trains = False
 
     def setup(self, model):
-        from tracer.model.artifact import load_model_artifact
-        from tracer.training.config import TrainConfig
-        from tracer.training.loop import train
-
         raw = self.context.model_config.get("train_config")
         if raw is None:
             raise UserError(
@@ -55,7 +71,7 @@ class Retrain(UnlearningMethod):
         sids, self.sids_summary = self._sids_to_rebuild()
         self.sids_dir = self.context.sids_dir if sids is None else self._rebuild(sids)
         run = self.context.scratch / "run"
-        train(
+        trained = train(
             config,
             self.context.data_dir,
             self.sids_dir,
@@ -63,6 +79,9 @@ class Retrain(UnlearningMethod):
             target_mask=~self.context.targets.forget_targets,
         )
         self.retrained, _, _ = load_model_artifact(run, self.context.device)
+        self.schedule = {key: trained[key] for key in SCHEDULE_KEYS}
+        parent = self._parent_schedule()
+        self.schedule_warning = schedule_warning(self.schedule, parent)
 
     def _sids_to_rebuild(self) -> tuple[SidsConfig | None, dict]:
         """The parent's SID build settings when its SIDs must be rebuilt, else None and why not."""
@@ -97,15 +116,27 @@ class Retrain(UnlearningMethod):
         write_json(folder / STATS_FILE, stats)
         return folder
 
+    def _parent_schedule(self) -> dict | None:
+        """The parent's own early-stop record (its ``metrics.json``), or None when it has none."""
+        parent_dir = self.context.parent_dir
+        metrics = None if parent_dir is None else parent_dir / METRICS_FILE
+        if metrics is None or not metrics.is_file():
+            return None
+        recorded = read_json(metrics)
+        return {key: recorded[key] for key in SCHEDULE_KEYS} if set(SCHEDULE_KEYS) <= set(recorded) else None
+
     def final_model(self, model):
         return self.retrained
 
     def finish(self, model, sid_table):
+        summary = {**self.sids_summary, "training": self.schedule}
+        if self.schedule_warning is not None:
+            summary["warning"] = self.schedule_warning
         if not self.sids_summary["sids_rebuilt"]:
-            return sid_table, dict(self.sids_summary)
+            return sid_table, summary
         table = SidTable.load(self.sids_dir)
         moved = int((table.codes != sid_table.codes).any(1).sum())
-        return table, {**self.sids_summary, "items_with_new_sids": moved}
+        return table, {**summary, "items_with_new_sids": moved}
 
     def tokenizer_dir(self) -> Path:
         return self.sids_dir

@@ -182,6 +182,7 @@ def _erase(
         reference=reference,
         device=device,
         scratch=scratch,
+        parent_dir=request.model_dir,
     )
     method = cls(config, context)
     before = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
