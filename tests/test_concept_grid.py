@@ -75,7 +75,7 @@ def test_extra_seeds_add_cells_for_their_concept_only(tmp_path, monkeypatch):
     monkeypatch.setattr(Bench, "run_cell", run_cell)
     monkeypatch.setattr(Bench, "_ranking", lambda *args: None)
     monkeypatch.setattr(Bench, "_as_metrics", lambda self, row: row)
-    monkeypatch.setattr(Bench, "results", lambda self, rows, seconds: rows)
+    monkeypatch.setattr(Bench, "results", lambda self, rows, warnings, seconds: rows)
     bench = Bench(config, tmp_path)
     bench.run()
     assert sorted({(c, s) for c, _, s in cells}) == [("Horror", 0), ("Horror", 2), ("War", 0)]
