@@ -119,10 +119,9 @@ class Retrain(UnlearningMethod):
     def _parent_schedule(self) -> dict | None:
         """The parent's own early-stop record (its ``metrics.json``), or None when it has none."""
         parent_dir = self.context.parent_dir
-        metrics = None if parent_dir is None else parent_dir / METRICS_FILE
-        if metrics is None or not metrics.is_file():
+        if parent_dir is None or not (parent_dir / METRICS_FILE).is_file():
             return None
-        recorded = read_json(metrics)
+        recorded = read_json(parent_dir / METRICS_FILE)
         return {key: recorded[key] for key in SCHEDULE_KEYS} if set(SCHEDULE_KEYS) <= set(recorded) else None
 
     def final_model(self, model):
