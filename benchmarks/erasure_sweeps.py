@@ -4,11 +4,11 @@
 
 Runs `tracer sweep` (the search spaces of configs/unlearning/sweeps.yaml, the same number of trials for
 every method, each picked on the VALIDATION split by one rule, docs/method.md §5.1) for each method in
-turn, all against one Retrain of MODEL (--retrain, or OUT/retrain trained once); finished cells are
-reused, so an interrupted run resumes. Prints one markdown row per method with its default and its
-picked cell (valid retain NDCG@10, Exposure@10, concept mass, seconds) and saves the table to
-OUT/summary.md. `tracer picks` combines such folders of the tuning concepts into a held-out grid's
-settings.
+turn, all against one Retrain of MODEL (--retrain, or OUT/retrain trained once); the parent and Retrain
+are evaluated once for all methods (OUT/*_valid_metrics.json) and finished cells are reused, so an
+interrupted run resumes. Prints one markdown row per method with its default and its picked cell (valid
+retain NDCG@10, Exposure@10, concept mass, seconds) and saves the table to OUT/summary.md. `tracer picks`
+combines such folders of the tuning concepts into a held-out grid's settings.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def main() -> None:
     ]
     for method in args.methods:
         request = SweepRequest(args.model, args.data, args.concept, method, args.out / method,
-                               seed=args.seed, retrain_dir=args.retrain or args.out / "retrain")  # fmt: skip
+                               seed=args.seed, retrain_dir=args.retrain or args.out / "retrain",
+                               references_dir=args.out)  # fmt: skip
         summary = run_sweep(request)
         lines.append(row(method, summary))
         print(lines[-1], flush=True)

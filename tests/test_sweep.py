@@ -93,6 +93,25 @@ def test_the_sweep_selects_among_trials_on_validation_only(world, tmp_path, monk
     assert len(erased) == 5 and len(splits) == 6
 
 
+def test_sweeps_sharing_a_references_folder_evaluate_parent_and_retrain_once(world, tmp_path, monkeypatch):
+    evaluated = []
+
+    def fake_evaluate(model_dir, data_dir, concept, config, device):
+        evaluated.append(model_dir.name)
+        return {"headline": {"retain_ndcg@10": 0.5, "exposure@10": 0.0, "concept_mass": 0.0},
+                "cost": {"seconds": 1.0}}, None  # fmt: skip
+
+    monkeypatch.setattr(sweep, "evaluate_erasure", fake_evaluate)
+    monkeypatch.setattr(sweep, "_erased", lambda request, method, settings, folder: folder)
+    monkeypatch.setattr(sweep, "_retrain", lambda request: tmp_path / "retrain")
+    for method in ("ga", "npo"):
+        run_sweep(SweepRequest(world.model_dir, world.data_dir, "Horror", method, tmp_path / method,
+                               grid={"steps": [1]}, references_dir=tmp_path))  # fmt: skip
+    cells = ["default", "steps=1"] * 2
+    assert sorted(evaluated) == sorted([world.model_dir.name, "retrain", *cells])  # parent, Retrain once
+    assert (tmp_path / "parent_valid_metrics.json").is_file()
+
+
 def test_a_retrain_of_another_concept_is_refused(world, tmp_path, monkeypatch):
     folder = tmp_path / "retrain"
     folder.mkdir()

@@ -42,6 +42,7 @@ class SweepRequest:
     seed: int = 0
     device: str = "cpu"
     retrain_dir: Path | None = None  # Retrain of model_dir for concept; None: OUT/retrain
+    references_dir: Path | None = None  # where the parent's and Retrain's metrics are cached; None: OUT
 
 
 def search_spaces() -> tuple[int, dict[str, dict[str, list]]]:
@@ -131,8 +132,10 @@ def run_sweep(request: SweepRequest) -> dict:
         raise UserError(f"{request.method!r} has no search space in {SWEEPS_FILE}: pass --grid key=v1,v2")
     evaluation = ErasureEvalConfig(split=SWEEP_SPLIT, seed=request.seed)
     request.out.mkdir(parents=True, exist_ok=True)
-    parent = _evaluated(request.model_dir, request, evaluation, request.out / "parent_valid_metrics.json")
-    retrain = _evaluated(_retrain(request), request, evaluation, request.out / "retrain_valid_metrics.json")
+    references = request.references_dir or request.out  # shared by the sweeps of one parent and concept
+    references.mkdir(parents=True, exist_ok=True)
+    parent = _evaluated(request.model_dir, request, evaluation, references / "parent_valid_metrics.json")
+    retrain = _evaluated(_retrain(request), request, evaluation, references / "retrain_valid_metrics.json")
     rows = []
     for index, settings in enumerate([{}, *trials]):
         folder = _erased(request, request.method, settings, request.out / cell_name(settings))
