@@ -1,0 +1,43 @@
+"""benchmarks/retrain_noise.py: another Retrain trains with another seed, and the shares are exact."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from benchmarks import retrain_noise
+from safetensors.torch import load_file
+
+from tracer.io import read_json
+from tracer.unlearning.runner import EraseRequest, erase
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_another_retrain_trains_with_its_own_seed_and_rows_are_shares_of_retrain(
+    world, tmp_path, monkeypatch
+):
+    reference = tmp_path / "retrain"  # Retrain with the parent's own seed
+    erase(EraseRequest(world.model_dir, world.data_dir, "Horror", "retrain", reference))
+    retain = {"retrain": 0.04, "retrain-seed7": 0.05, "deep": 0.036}  # model folder name -> retain NDCG@10
+
+    def fake_evaluate(model, data, concept, config, device):
+        return {"headline": {"retain_ndcg@10": retain[model.name], "exposure@10": 0.0}}, None
+
+    monkeypatch.setattr(retrain_noise, "evaluate_erasure", fake_evaluate)
+    out = tmp_path / "noise"
+    argv = ["retrain_noise.py", "--parent", str(world.model_dir), "--data", str(world.data_dir),
+            "--concept", "Horror", "--retrain", str(reference), "--seeds", "7",
+            "--compare", f"deep={tmp_path / 'deep'}", "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    retrain_noise.main()
+    parent_seed = read_json(world.model_dir / "config.json")["train_config"]["train"]["seed"]
+    copy = read_json(out / "parent-seed7" / "config.json")["train_config"]
+    assert copy["train"]["seed"] == 7 != parent_seed and not (out / "parent-seed7" / "state").exists()
+    weights = load_file(out / "retrain-seed7" / "model.safetensors")
+    ours = load_file(reference / "model.safetensors")
+    assert any(not weights[name].equal(ours[name]) for name in ours)  # Retrain is deterministic per seed
+    rows = {(r["model"], r["split"]): r for r in read_json(out / "noise.json")["rows"]}
+    assert set(rows) == {(m, s) for m in ("retrain", "retrain-seed7", "deep") for s in ("valid", "test")}
+    deep = rows["deep", "test"]
+    assert deep["of_retrain"] == pytest.approx(0.036 / 0.04) and deep["of_retrain_mean"] == pytest.approx(0.8)
