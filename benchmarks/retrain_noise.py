@@ -8,9 +8,10 @@ Retrain trains from scratch with its parent's training config and seed (docs/met
 Retrain is one draw of a random training run. For each of ``--seeds`` this trains Retrain once more with
 that training seed: from a copy of the parent's folder whose recorded training seed is changed (Retrain
 reads only the parent's config, SIDs and data, never its weights). Every model is then evaluated on the
-validation and the test split. Prints one markdown row per model and split: retain NDCG@10, its share of
-the given Retrain's and of the mean over all Retrains, and Exposure@10; saves OUT/noise.json. Finished
-Retrains and evaluations are reused.
+validation and the test split. Prints one markdown row per model and split (the given Retrain is
+``retrain``, the others ``retrain2``, ``retrain3``, ... in the order of ``--seeds``): retain NDCG@10, its
+share of the given Retrain's and of the mean over all Retrains, and Exposure@10; saves OUT/noise.json.
+Finished Retrains and evaluations are reused.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    retrains = {"retrain": args.retrain} | {f"retrain-seed{s}": retrained(args, s) for s in args.seeds}
+    retrains = {"retrain": args.retrain} | {
+        f"retrain{i}": retrained(args, s) for i, s in enumerate(args.seeds, 2)
+    }
     models = retrains | dict(entry.split("=", 1) for entry in args.compare)
     rows = []
     print("| model | split | retain NDCG@10 | % of Retrain | % of the Retrains' mean | Exposure@10 |")

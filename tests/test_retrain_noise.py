@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import pytest
-from benchmarks import retrain_noise
+from benchmarks import retrain_noise, retrain_noise_pool
 from safetensors.torch import load_file
 
-from tracer.io import read_json
+from tracer.io import read_json, write_json
 from tracer.unlearning.runner import EraseRequest, erase
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,6 +38,19 @@ def test_another_retrain_trains_with_its_own_seed_and_rows_are_shares_of_retrain
     ours = load_file(reference / "model.safetensors")
     assert any(not weights[name].equal(ours[name]) for name in ours)  # Retrain is deterministic per seed
     rows = {(r["model"], r["split"]): r for r in read_json(out / "noise.json")["rows"]}
-    assert set(rows) == {(m, s) for m in ("retrain", "retrain-seed7", "deep") for s in ("valid", "test")}
+    assert set(rows) == {(m, s) for m in ("retrain", "retrain2", "deep") for s in ("valid", "test")}
     deep = rows["deep", "test"]
     assert deep["of_retrain"] == pytest.approx(0.036 / 0.04) and deep["of_retrain_mean"] == pytest.approx(0.8)
+
+
+def test_the_pool_averages_each_models_shares_over_folders_with_their_range(tmp_path):
+    for name, shares in {"a": (1.0, 0.9), "b": (1.2, 1.0)}.items():
+        rows = [{"model": "deep", "split": "test", "of_retrain": shares[0], "of_retrain_mean": shares[1]}]
+        write_json(tmp_path / name / "noise.json", {"rows": rows})
+    table = retrain_noise_pool.pooled([tmp_path / "a", tmp_path / "b"])
+    row = table.iloc[0]
+    assert (row.folders, row.of_retrain_min, row.of_retrain_max) == (2, 1.0, 1.2)
+    assert row.of_retrain == pytest.approx(1.1) and row.of_mean == pytest.approx(0.95)
+    assert "| test | deep | 2 | 110.0% (100.0-120.0) | 95.0% (90.0-100.0) |" in retrain_noise_pool.markdown(
+        table
+    )
