@@ -4,12 +4,15 @@
 
 Reads each folder's noise.json (nothing is run). For every model and split: the mean over the folders of
 its retain NDCG@10 as a share of the folder's given Retrain and of the mean over the folder's Retrains,
-with the range over folders in brackets. Models missing from a folder are left out of its mean.
+with the range over folders in brackets. Models missing from a folder are left out of its mean. Then,
+per split, how often one Retrain misses a bar (97% by default) against another Retrain of the same
+parent: every ordered pair of Retrains within a folder counts once.
 """
 
 from __future__ import annotations
 
 import argparse
+from itertools import permutations
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +32,21 @@ def pooled(folders: list[Path]) -> pd.DataFrame:
         of_mean_min=("of_retrain_mean", "min"),
         of_mean_max=("of_retrain_mean", "max"),
     ).reset_index()
+
+
+def retrain_pairs_below(folders: list[Path], bar: float) -> dict[str, tuple[int, int]]:
+    """Per split: (ordered pairs of a folder's Retrains, the first under ``bar`` x the second; all pairs)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        rows = read_json(folder / "noise.json")["rows"]
+        for split in dict.fromkeys(row["split"] for row in rows):
+            retrains = [
+                r["retain_ndcg@10"] for r in rows if r["split"] == split and r["model"].startswith("retrain")
+            ]
+            pairs = list(permutations(retrains, 2))
+            below, total = counts.get(split, (0, 0))
+            counts[split] = (below + sum(a < bar * b for a, b in pairs), total + len(pairs))
+    return counts
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -53,7 +71,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("folders", type=Path, nargs="+")
-    print(markdown(pooled(parser.parse_args().folders)))
+    parser.add_argument("--bar", type=float, default=0.97, help="the share one Retrain must keep of another")
+    args = parser.parse_args()
+    print(markdown(pooled(args.folders)))
+    for split, (below, total) in retrain_pairs_below(args.folders, args.bar).items():
+        print(
+            f"{split}: a Retrain under {100 * args.bar:.0f}% of another Retrain of its parent "
+            f"in {below} of {total} pairs"
+        )
 
 
 if __name__ == "__main__":

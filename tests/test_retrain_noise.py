@@ -54,3 +54,17 @@ def test_the_pool_averages_each_models_shares_over_folders_with_their_range(tmp_
     assert "| test | deep | 2 | 110.0% (100.0-120.0) | 95.0% (90.0-100.0) |" in retrain_noise_pool.markdown(
         table
     )
+
+
+def test_retrain_pairs_count_each_ordered_pair_of_one_parents_retrains(tmp_path):
+    retrains = {
+        "a": {"retrain": 1.0, "retrain2": 0.96, "retrain3": 1.0},
+        "b": {"retrain": 1.0, "retrain2": 1.0},
+    }
+    for name, scores in retrains.items():
+        rows = [{"model": m, "split": "valid", "retain_ndcg@10": v} for m, v in scores.items()]
+        rows.append({"model": "deep", "split": "valid", "retain_ndcg@10": 0.5})  # not a Retrain: never paired
+        write_json(tmp_path / name / "noise.json", {"rows": rows})
+    folders = [tmp_path / "a", tmp_path / "b"]
+    assert retrain_noise_pool.retrain_pairs_below(folders, 0.97) == {"valid": (2, 8)}
+    assert retrain_noise_pool.retrain_pairs_below(folders, 0.95) == {"valid": (0, 8)}
