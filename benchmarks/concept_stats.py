@@ -93,7 +93,7 @@ def _interval(mean: float, half: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f}" + ("" if math.isnan(half) else f" ± {half:.{digits}f}")
 
 
-def _mark(state: str, point: bool | None) -> str:
+def verdict_label(state: str, point: bool | None) -> str:
     symbol = {"met": "met", "missed": "missed", "n/a": "-"}.get(state)
     return symbol or f"open ({'meets' if point else 'misses'} at the mean)"
 
@@ -116,7 +116,7 @@ def concept_tables(rows: pd.DataFrame, methods: list[str]) -> str:
                 values, retrain = paired(group, method, metric)
                 cells.append(_interval(*t_interval(values)) if len(values) else "-")
                 cells.append(_interval(*t_interval(values - retrain)) if len(values) else "-")
-            goals = [_mark(*verdict(goal, *paired(group, method, goal.metric))) for goal in GOALS]
+            goals = [verdict_label(*verdict(goal, *paired(group, method, goal.metric))) for goal in GOALS]
             seeds = len(paired(group, method, "retain_ndcg@10")[0])
             out.append(f"| {method} | {seeds} | " + " | ".join(cells + goals) + " |")
         out.append("")

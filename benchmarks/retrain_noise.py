@@ -90,6 +90,7 @@ def main() -> None:
                 "exposure@10": score["exposure@10"],
                 "of_retrain": retain / scores["retrain"]["retain_ndcg@10"],
                 "of_retrain_mean": retain / mean,
+                "retrains_mean": mean,
             }
             rows.append(row)
             print(f"| {name} | {split} | {retain:.4f} | {100 * row['of_retrain']:.1f}% | "

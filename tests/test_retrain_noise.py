@@ -41,19 +41,39 @@ def test_another_retrain_trains_with_its_own_seed_and_rows_are_shares_of_retrain
     assert set(rows) == {(m, s) for m in ("retrain", "retrain2", "deep") for s in ("valid", "test")}
     deep = rows["deep", "test"]
     assert deep["of_retrain"] == pytest.approx(0.036 / 0.04) and deep["of_retrain_mean"] == pytest.approx(0.8)
+    assert deep["retrains_mean"] == pytest.approx(0.045)
 
 
 def test_the_pool_averages_each_models_shares_over_folders_with_their_range(tmp_path):
-    for name, shares in {"a": (1.0, 0.9), "b": (1.2, 1.0)}.items():
-        rows = [{"model": "deep", "split": "test", "of_retrain": shares[0], "of_retrain_mean": shares[1]}]
-        write_json(tmp_path / name / "noise.json", {"rows": rows})
-    table = retrain_noise_pool.pooled([tmp_path / "a", tmp_path / "b"])
+    folders = []
+    for name, (retain, retrain, mean) in {"a": (1.0, 1.0, 1.0 / 0.9), "b": (1.2, 1.0, 1.2)}.items():
+        row = {"model": "deep", "split": "test", "retain_ndcg@10": retain, "retrains_mean": mean,
+               "of_retrain": retain / retrain, "of_retrain_mean": retain / mean}  # fmt: skip
+        write_json(tmp_path / name / "noise.json", {"rows": [row]})
+        folders.append(tmp_path / name)
+    table = retrain_noise_pool.pooled(folders)
     row = table.iloc[0]
     assert (row.folders, row.of_retrain_min, row.of_retrain_max) == (2, 1.0, 1.2)
     assert row.of_retrain == pytest.approx(1.1) and row.of_mean == pytest.approx(0.95)
-    assert "| test | deep | 2 | 110.0% (100.0-120.0) | 95.0% (90.0-100.0) |" in retrain_noise_pool.markdown(
-        table
+    assert row.goal == "open (misses at the mean)"  # 90% and 100% of the mean: the interval spans 97%
+    assert "| test | deep | 2 | 110.0% (100.0-120.0) | 95.0% (90.0-100.0) | open (misses at the mean) |" in (
+        retrain_noise_pool.markdown(table)
     )
+
+
+def test_the_pool_calls_the_retain_goal_missed_when_the_interval_lies_under_97_percent(tmp_path):
+    folders = []
+    for name, retain in {"a": 0.90, "b": 0.91, "c": 0.92}.items():  # each a share of a Retrains' mean of 1
+        row = {"model": "deep", "split": "valid", "retain_ndcg@10": retain, "retrains_mean": 1.0,
+               "of_retrain": retain, "of_retrain_mean": retain}  # fmt: skip
+        write_json(tmp_path / name / "noise.json", {"rows": [row]})
+        folders.append(tmp_path / name)
+    assert retrain_noise_pool.pooled(folders).iloc[0].goal == "missed"
+    for folder in folders:  # the same scores against a Retrains' mean of 0.9: 100% to 102%
+        noise = read_json(folder / "noise.json")
+        noise["rows"][0]["retrains_mean"] = 0.9
+        write_json(folder / "noise.json", noise)
+    assert retrain_noise_pool.pooled(folders).iloc[0].goal == "met"
 
 
 def test_retrain_pairs_count_each_ordered_pair_of_one_parents_retrains(tmp_path):
