@@ -8,7 +8,9 @@ with the range over folders in brackets. Models missing from a folder are left o
 column judges the retain goal (>= 97%) against the mean of each folder's Retrains, by the rule of
 benchmarks/concept_stats.py: the 95% t-interval over folders of the paired margin decides met, missed
 or open. Then, per split, how often one Retrain misses a bar (97% by default) against another Retrain of
-the same parent: every ordered pair of Retrains within a folder counts once.
+the same parent (every ordered pair of Retrains within a folder counts once), and the Retrains'
+coefficient of variation over training seeds (the root mean square over folders of each folder's
+standard deviation over mean).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 from itertools import permutations
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.concept_stats import GOALS, verdict, verdict_label
@@ -64,6 +67,19 @@ def retrain_pairs_below(folders: list[Path], bar: float) -> dict[str, tuple[int,
     return counts
 
 
+def retrain_variation(folders: list[Path]) -> dict[str, float]:
+    """Per split: sqrt(mean over folders of (std / mean of the folder's Retrains)^2), std with ddof 1."""
+    squares: dict[str, list[float]] = {}
+    for folder in folders:
+        rows = read_json(folder / "noise.json")["rows"]
+        for split in dict.fromkeys(row["split"] for row in rows):
+            values = [
+                r["retain_ndcg@10"] for r in rows if r["split"] == split and r["model"].startswith("retrain")
+            ]
+            squares.setdefault(split, []).append((np.std(values, ddof=1) / np.mean(values)) ** 2)
+    return {split: float(np.sqrt(np.mean(values))) for split, values in squares.items()}
+
+
 def markdown(table: pd.DataFrame) -> str:
     def share(mean: float, low: float, high: float) -> str:
         return f"{100 * mean:.1f}% ({100 * low:.1f}-{100 * high:.1f})"
@@ -95,6 +111,8 @@ def main() -> None:
             f"{split}: a Retrain under {100 * args.bar:.0f}% of another Retrain of its parent "
             f"in {below} of {total} pairs"
         )
+    for split, variation in retrain_variation(args.folders).items():
+        print(f"{split}: the Retrains' coefficient of variation over training seeds {100 * variation:.1f}%")
 
 
 if __name__ == "__main__":

@@ -88,3 +88,13 @@ def test_retrain_pairs_count_each_ordered_pair_of_one_parents_retrains(tmp_path)
     folders = [tmp_path / "a", tmp_path / "b"]
     assert retrain_noise_pool.retrain_pairs_below(folders, 0.97) == {"valid": (2, 8)}
     assert retrain_noise_pool.retrain_pairs_below(folders, 0.95) == {"valid": (0, 8)}
+
+
+def test_the_retrains_variation_is_the_root_mean_square_of_each_parents_std_over_mean(tmp_path):
+    retrains = {"a": (0.9, 1.1), "b": (2.0, 2.0, 2.0)}  # std/mean: sqrt(0.02) and 0
+    for name, values in retrains.items():
+        rows = [{"model": f"retrain{i}", "split": "test", "retain_ndcg@10": v} for i, v in enumerate(values)]
+        rows.append({"model": "deep", "split": "test", "retain_ndcg@10": 5.0})  # not a Retrain
+        write_json(tmp_path / name / "noise.json", {"rows": rows})
+    variation = retrain_noise_pool.retrain_variation([tmp_path / "a", tmp_path / "b"])
+    assert variation == {"test": pytest.approx(0.1)}  # sqrt((0.02 + 0) / 2)
