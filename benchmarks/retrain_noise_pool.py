@@ -4,25 +4,26 @@
 
 Reads each folder's noise.json (nothing is run). For every model and split: the mean over the folders of
 its retain NDCG@10 as a share of the folder's given Retrain and of the mean over the folder's Retrains,
-with the range over folders in brackets. Models missing from a folder are left out of its mean. The last
-column judges the retain goal (>= 97%) against the mean of each folder's Retrains, by the rule of
-benchmarks/concept_stats.py: the 95% t-interval over folders of the paired margin decides met, missed
-or open. Then, per split, how often one Retrain misses a bar (97% by default) against another Retrain of
-the same parent (every ordered pair of Retrains within a folder counts once), and the Retrains'
-coefficient of variation over training seeds (the root mean square over folders of each folder's
-standard deviation over mean).
+with the range over folders in brackets and, for the latter, its 95% t-interval. Models missing from a
+folder are left out of its mean. The last column judges the retain goal (>= 97%) against the mean of each
+folder's Retrains, by the rule of benchmarks/concept_stats.py: the 95% t-interval over folders of the
+paired margin decides met, missed or open. Then, per split, how often one Retrain misses a bar (97% by
+default) against another Retrain of the same parent (every ordered pair of Retrains within a folder
+counts once), and the Retrains' coefficient of variation over training seeds (the root mean square over
+folders of each folder's standard deviation over mean).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from itertools import permutations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.concept_stats import GOALS, verdict, verdict_label
+from benchmarks.concept_stats import GOALS, t_interval, verdict, verdict_label
 from tracer.io import read_json
 
 RETAIN_GOAL = next(goal for goal in GOALS if goal.metric == "retain_ndcg@10")
@@ -46,6 +47,7 @@ def pooled(folders: list[Path]) -> pd.DataFrame:
             of_mean=("of_retrain_mean", "mean"),
             of_mean_min=("of_retrain_mean", "min"),
             of_mean_max=("of_retrain_mean", "max"),
+            of_mean_half=("of_retrain_mean", lambda shares: t_interval(shares)[1]),
         )
         .join(goals.rename("goal"))
         .reset_index()
@@ -81,19 +83,20 @@ def retrain_variation(folders: list[Path]) -> dict[str, float]:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    def share(mean: float, low: float, high: float) -> str:
-        return f"{100 * mean:.1f}% ({100 * low:.1f}-{100 * high:.1f})"
+    def share(mean: float, low: float, high: float, half: float = math.nan) -> str:
+        interval = "" if math.isnan(half) else f" ± {100 * half:.1f}"
+        return f"{100 * mean:.1f}%{interval} ({100 * low:.1f}-{100 * high:.1f})"
 
     lines = [
-        "| split | model | folders | % of the given Retrain (range) | % of the Retrains' mean (range) "
-        "| >= 97% of the Retrains' mean |",
+        "| split | model | folders | % of the given Retrain (range) "
+        "| % of the Retrains' mean ± 95% CI (range) | >= 97% of the Retrains' mean |",
         "|---|---|---:|---|---|---|",
     ]
     for row in table.itertuples():
         lines.append(
             f"| {row.split} | {row.model} | {row.folders} | "
             f"{share(row.of_retrain, row.of_retrain_min, row.of_retrain_max)} | "
-            f"{share(row.of_mean, row.of_mean_min, row.of_mean_max)} | {row.goal} |"
+            f"{share(row.of_mean, row.of_mean_min, row.of_mean_max, row.of_mean_half)} | {row.goal} |"
         )
     return "\n".join(lines)
 
