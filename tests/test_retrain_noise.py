@@ -56,7 +56,7 @@ def test_the_pool_averages_each_models_shares_over_folders_with_their_range(tmp_
     assert (row.folders, row.of_retrain_min, row.of_retrain_max) == (2, 1.0, 1.2)
     assert row.of_retrain == pytest.approx(1.1) and row.of_mean == pytest.approx(0.95)
     assert row.goal == "open (misses at the mean)"  # 90% and 100% of the mean: the interval spans 97%
-    assert row.of_mean_half == pytest.approx(12.706 * 0.05)  # t(0.975, 1) x std 0.0707 / sqrt(2)
+    assert row.of_mean_half == pytest.approx(12.7062 * 0.05)  # t(0.975, 1) x std 0.0707 / sqrt(2)
     assert (
         "| test | deep | 2 | 110.0% (100.0-120.0) | 95.0% ± 63.5 (90.0-100.0) | open (misses at the mean) |"
         in (retrain_noise_pool.markdown(table))
