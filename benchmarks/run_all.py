@@ -14,6 +14,7 @@ other. ``--assemble-only`` skips the benchmarks and only rebuilds the index.
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -109,7 +110,17 @@ def assemble(page: Path = PAGE) -> Path:
     return page
 
 
-if __name__ == "__main__":
-    if "--assemble-only" not in sys.argv:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--assemble-only", action="store_true", help="only rebuild the index of BENCHMARKS.md"
+    )
+    if not parser.parse_args(argv).assemble_only:
         run_benchmarks()
     print(f"wrote {assemble()}")
+
+
+if __name__ == "__main__":
+    main()

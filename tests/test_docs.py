@@ -185,3 +185,16 @@ def test_assemble_rebuilds_the_index_and_refuses_a_long_page(tmp_path):
     page.write_text(text.replace("## Erasure\n", "## Erasure\n" + "padding\n" * run_all.MAX_LINES))
     with pytest.raises(SystemExit, match="more than 300"):
         run_all.assemble(page)
+
+
+def test_run_all_runs_the_benchmarks_unless_asked_to_assemble_only_and_refuses_unknown_flags(monkeypatch):
+    runs = []
+    monkeypatch.setattr(run_all, "run_benchmarks", lambda: runs.append("ran"))
+    monkeypatch.setattr(run_all, "assemble", lambda: PAGE)
+    run_all.main(["--assemble-only"])
+    assert runs == []
+    run_all.main([])
+    assert runs == ["ran"]
+    with pytest.raises(SystemExit) as error:
+        run_all.main(["--asemble-only"])  # a typo must not start an hour of benchmarks
+    assert error.value.code == 2 and runs == ["ran"]
