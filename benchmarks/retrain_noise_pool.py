@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterator
 from itertools import permutations
 from pathlib import Path
 
@@ -54,31 +55,30 @@ def pooled(folders: list[Path]) -> pd.DataFrame:
     )
 
 
-def retrain_pairs_below(folders: list[Path], bar: float) -> dict[str, tuple[int, int]]:
-    """Per split: (ordered pairs of a folder's Retrains, the first under ``bar`` x the second; all pairs)."""
-    counts: dict[str, tuple[int, int]] = {}
+def retrains_per_folder(folders: list[Path]) -> Iterator[tuple[str, list[float]]]:
+    """(split, retain NDCG@10 of one folder's Retrains) for every folder and split."""
     for folder in folders:
         rows = read_json(folder / "noise.json")["rows"]
         for split in dict.fromkeys(row["split"] for row in rows):
-            retrains = [
-                r["retain_ndcg@10"] for r in rows if r["split"] == split and r["model"].startswith("retrain")
-            ]
-            pairs = list(permutations(retrains, 2))
-            below, total = counts.get(split, (0, 0))
-            counts[split] = (below + sum(a < bar * b for a, b in pairs), total + len(pairs))
+            retrains = [r for r in rows if r["split"] == split and r["model"].startswith("retrain")]
+            yield split, [r["retain_ndcg@10"] for r in retrains]
+
+
+def retrain_pairs_below(folders: list[Path], bar: float) -> dict[str, tuple[int, int]]:
+    """Per split: (ordered pairs of a folder's Retrains, the first under ``bar`` x the second; all pairs)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for split, retrains in retrains_per_folder(folders):
+        pairs = list(permutations(retrains, 2))
+        below, total = counts.get(split, (0, 0))
+        counts[split] = (below + sum(a < bar * b for a, b in pairs), total + len(pairs))
     return counts
 
 
 def retrain_variation(folders: list[Path]) -> dict[str, float]:
     """Per split: sqrt(mean over folders of (std / mean of the folder's Retrains)^2), std with ddof 1."""
     squares: dict[str, list[float]] = {}
-    for folder in folders:
-        rows = read_json(folder / "noise.json")["rows"]
-        for split in dict.fromkeys(row["split"] for row in rows):
-            values = [
-                r["retain_ndcg@10"] for r in rows if r["split"] == split and r["model"].startswith("retrain")
-            ]
-            squares.setdefault(split, []).append((np.std(values, ddof=1) / np.mean(values)) ** 2)
+    for split, retrains in retrains_per_folder(folders):
+        squares.setdefault(split, []).append((np.std(retrains, ddof=1) / np.mean(retrains)) ** 2)
     return {split: float(np.sqrt(np.mean(values))) for split, values in squares.items()}
 
 
