@@ -30,8 +30,21 @@ from tracer.io import read_json
 RETAIN_GOAL = next(goal for goal in GOALS if goal.metric == "retain_ndcg@10")
 
 
+def noise_rows(folder: Path) -> list[dict]:
+    """The rows of ``folder``/noise.json; a one-line exit when it is missing or predates ``retrains_mean``."""
+    path = folder / "noise.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run benchmarks/retrain_noise.py --out {folder} first")
+    rows = read_json(path)["rows"]
+    if any("retrains_mean" not in row for row in rows):
+        raise SystemExit(
+            f"{path} predates retrains_mean: rerun benchmarks/retrain_noise.py (its runs are reused)"
+        )
+    return rows
+
+
 def pooled(folders: list[Path]) -> pd.DataFrame:
-    rows = [row for folder in folders for row in read_json(folder / "noise.json")["rows"]]
+    rows = [row for folder in folders for row in noise_rows(folder)]
     table = pd.DataFrame(rows).groupby(["split", "model"], sort=False)
     goals = table.apply(
         lambda g: verdict_label(
@@ -58,7 +71,7 @@ def pooled(folders: list[Path]) -> pd.DataFrame:
 def retrains_per_folder(folders: list[Path]) -> Iterator[tuple[str, list[float]]]:
     """(split, retain NDCG@10 of one folder's Retrains) for every folder and split."""
     for folder in folders:
-        rows = read_json(folder / "noise.json")["rows"]
+        rows = noise_rows(folder)
         for split in dict.fromkeys(row["split"] for row in rows):
             retrains = [r for r in rows if r["split"] == split and r["model"].startswith("retrain")]
             yield split, [r["retain_ndcg@10"] for r in retrains]
@@ -106,7 +119,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("folders", type=Path, nargs="+")
-    parser.add_argument("--bar", type=float, default=0.97, help="the share one Retrain must keep of another")
+    parser.add_argument(
+        "--bar", type=float, default=RETAIN_GOAL.scale, help="the share one Retrain must keep of another"
+    )
     args = parser.parse_args()
     print(markdown(pooled(args.folders)))
     for split, (below, total) in retrain_pairs_below(args.folders, args.bar).items():

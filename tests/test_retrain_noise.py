@@ -84,8 +84,12 @@ def test_retrain_pairs_count_each_ordered_pair_of_one_parents_retrains(tmp_path)
         "b": {"retrain": 1.0, "retrain2": 1.0},
     }
     for name, scores in retrains.items():
-        rows = [{"model": m, "split": "valid", "retain_ndcg@10": v} for m, v in scores.items()]
-        rows.append({"model": "deep", "split": "valid", "retain_ndcg@10": 0.5})  # not a Retrain: never paired
+        rows = [
+            {"model": m, "split": "valid", "retain_ndcg@10": v, "retrains_mean": 1} for m, v in scores.items()
+        ]
+        rows.append(
+            {"model": "deep", "split": "valid", "retain_ndcg@10": 0.5, "retrains_mean": 1}
+        )  # never paired
         write_json(tmp_path / name / "noise.json", {"rows": rows})
     folders = [tmp_path / "a", tmp_path / "b"]
     assert retrain_noise_pool.retrain_pairs_below(folders, 0.97) == {"valid": (2, 8)}
@@ -95,8 +99,24 @@ def test_retrain_pairs_count_each_ordered_pair_of_one_parents_retrains(tmp_path)
 def test_the_retrains_variation_is_the_root_mean_square_of_each_parents_std_over_mean(tmp_path):
     retrains = {"a": (0.9, 1.1), "b": (2.0, 2.0, 2.0)}  # std/mean: sqrt(0.02) and 0
     for name, values in retrains.items():
-        rows = [{"model": f"retrain{i}", "split": "test", "retain_ndcg@10": v} for i, v in enumerate(values)]
-        rows.append({"model": "deep", "split": "test", "retain_ndcg@10": 5.0})  # not a Retrain
+        rows = [
+            {"model": f"retrain{i}", "split": "test", "retain_ndcg@10": v, "retrains_mean": 2}
+            for i, v in enumerate(values)
+        ]
+        rows.append(
+            {"model": "deep", "split": "test", "retain_ndcg@10": 5.0, "retrains_mean": 2}
+        )  # not a Retrain
         write_json(tmp_path / name / "noise.json", {"rows": rows})
     variation = retrain_noise_pool.retrain_variation([tmp_path / "a", tmp_path / "b"])
     assert variation == {"test": pytest.approx(0.1)}  # sqrt((0.02 + 0) / 2)
+
+
+def test_the_pool_exits_with_one_line_on_a_missing_or_outdated_noise_file(tmp_path):
+    with pytest.raises(SystemExit, match="not found: run benchmarks/retrain_noise.py"):
+        retrain_noise_pool.pooled([tmp_path / "absent"])
+    write_json(
+        tmp_path / "old" / "noise.json",
+        {"rows": [{"model": "retrain", "split": "valid", "retain_ndcg@10": 1}]},
+    )
+    with pytest.raises(SystemExit, match="predates retrains_mean"):
+        retrain_noise_pool.retrain_variation([tmp_path / "old"])
