@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,14 @@ def run_benchmarks() -> None:
     run(sys.executable, "benchmarks/tokenize_1m.py")
     run(sys.executable, "benchmarks/train_flops.py", "--data", str(data), "--sids", str(sids),
         "--preset", "ml-100k", "--backbone", "causal", "--runs", str(WORK / "training"))  # fmt: skip
+    parent = WORK / "ml-100k-s1" / "parent"
+    if not (parent / "metrics.json").is_file():
+        tracer("train", str(data), str(sids), "--preset", "ml-100k", "--seed", "1", "--out", str(parent))
+    run(sys.executable, "-m", "benchmarks.erasure_cost", "--parent", str(parent), "--data", str(data),
+        "--concept", "Horror", "--seed", "1", "--rounds", "2", "--out", str(WORK / "cost"),
+        "--variant", "retrain=retrain:", "--variant", "tracer=tracer:",
+        "--variant", "tracer-deep=tracer-deep:")  # fmt: skip
+    shutil.copyfile(WORK / "cost" / "cost.json", ROOT / "benchmarks" / "results" / "erasure_cost.json")
 
 
 def slug(heading: str) -> str:

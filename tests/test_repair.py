@@ -165,3 +165,39 @@ def test_the_repair_forget_batches_follow_the_erasure_rule(world):
         assert scored.numel() > 0 and torch.as_tensor(method.context.concept.item_mask)[scored].all()
         if not windows:
             assert len(scored) == method.config.batch_size
+
+
+@pytest.mark.parametrize("decay, expected", [(True, [0.3, 0.225, 0.15, 0.075]), (False, [0.3] * 4)])
+def test_repair_schedule_falls_linearly_to_zero_or_stays(decay, expected):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
+    schedule = repair.repair_schedule(optimizer, 4, decay)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx(expected, abs=1e-12)
+    assert decay or rates == [0.3] * 4  # exactly: the constant schedule leaves the repair as it was
+
+
+def test_tracer_passes_repair_decay_to_the_repair_and_it_changes_the_weights(world, monkeypatch):
+    cls = method_class("tracer")
+    calls = []
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs["decay"])
+        return real(*args, **kwargs)
+
+    real = repair.retain_repair
+    monkeypatch.setattr("tracer.unlearning.tracer.retain_repair", recorded)
+    weights = {}
+    for decay in (False, True):
+        config = build_config(cls, {"tau": 0.5, "repair_steps": 6, "repair_lr": 3e-3, "repair_windows": 4,
+                                    "repair_decay": decay})  # fmt: skip
+        model, context, _ = make_context(world, cls.wants_reference(config))
+        method = cls(config, context)
+        method.setup(model)
+        method.finish(model, world.sid_table)
+        weights[decay] = [p.detach().clone() for p in model.parameters()]
+    assert calls == [False, True]
+    assert any(not torch.equal(a, b) for a, b in zip(weights[False], weights[True], strict=True))

@@ -33,6 +33,13 @@ def repair_sampler(model: GenerativeRecommender, context, config, mask: np.ndarr
     return rows_sampler(context.sequences, mask, model.batch_kind, rows, history, seed)
 
 
+def repair_schedule(optimizer: torch.optim.Optimizer, steps: int, decay: bool):
+    """The repair's learning-rate schedule over ``steps`` steps: linear from the optimizer's lr towards 0
+    (``lr * (1 - k / steps)`` at step k) with ``decay``, else constant."""
+    end = 0.0 if decay else 1.0
+    return torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, end, total_iters=max(steps, 1))
+
+
 def retain_repair(
     model: GenerativeRecommender,
     context,
@@ -41,14 +48,17 @@ def retain_repair(
     lr: float,
     rows: int,
     anchor: Anchor | None = None,
+    decay: bool = False,
 ) -> list[float]:
     """``steps`` AdamW steps at ``lr`` of the next-SID negative log-likelihood on retain batches of
     ``rows`` windows (causal backbone) or examples (tiger), with the model's dropout as during the
     erasure (``config.dropout``); ``anchor(model, batch, log_probs)``, when given, is added to each
-    step's loss (``log_probs``: the batch's teacher-forced per-level log-probs, graph kept). Returns
-    the loss every 10 steps."""
+    step's loss (``log_probs``: the batch's teacher-forced per-level log-probs, graph kept). ``decay``:
+    the learning rate falls linearly, ``lr * (1 - k / steps)`` at step k, instead of staying at ``lr``.
+    Returns the loss every 10 steps."""
     sampler = repair_sampler(model, context, config, ~context.targets.forget_targets, rows, config.seed + 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
+    schedule = repair_schedule(optimizer, steps, decay)
     model.train(config.dropout)
     losses = []
     for step in range(steps):
@@ -61,6 +71,7 @@ def retain_repair(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        schedule.step()
         if step % 10 == 0 or step == steps - 1:
             losses.append(float(loss.detach()))
     model.eval()

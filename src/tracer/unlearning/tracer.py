@@ -74,12 +74,13 @@ class TracerConfig(EraseConfig):
     commit (and any distillation), ordinary next-item training on retain data only, ``repair_steps``
     AdamW steps at ``repair_lr`` on batches of ``repair_windows`` windows (tiger: examples), which buys
     utility back from the data rather than from the parent (:mod:`tracer.unlearning.repair`; an
-    extension, docs/method.md §8.15). ``repair_kl`` and ``repair_forget_kl`` add to each repair step
-    the retain KL target of ``retain_kl`` (KL(parent || model), the concept's branches cut with
-    ``kl_without_concept``) and the forget KL of ``forget_kl`` (KL(cut parent || model) on a fresh forget
-    batch), weighted so; 0 leaves the repair pure next-item training. ``repair_forget`` > 0 adds, on that
-    forget batch, L_F of the committed codes floored at ``repair_forget_floor`` (nats), so that the repair
-    cannot raise a forget target's SID log-likelihood above the floor again (an extension,
+    extension, docs/method.md §8.15); ``repair_decay``: that repair's learning rate falls linearly to
+    0 over its steps instead of staying at ``repair_lr``. ``repair_kl`` and ``repair_forget_kl`` add to
+    each repair step the retain KL target of ``retain_kl`` (KL(parent || model), the concept's branches
+    cut with ``kl_without_concept``) and the forget KL of ``forget_kl`` (KL(cut parent || model) on a
+    fresh forget batch), weighted so; 0 leaves the repair pure next-item training. ``repair_forget`` > 0
+    adds, on that forget batch, L_F of the committed codes floored at ``repair_forget_floor`` (nats), so
+    that the repair cannot raise a forget target's SID log-likelihood above the floor again (an extension,
     docs/method.md §8.15). ``saliency_share`` < 1: only that share of theta's entries, those whose
     squared gradient on the forget targets is largest relative to the retain targets' (the parent, on
     ``saliency_batches`` forget and retain batches), takes the erasure's updates; the repair still moves
@@ -107,6 +108,7 @@ class TracerConfig(EraseConfig):
     repair_steps: int = setting(ge=0)
     repair_lr: float = setting(gt=0)
     repair_windows: int = setting(ge=1)
+    repair_decay: bool
     repair_kl: float = setting(ge=0)
     repair_forget_kl: float = setting(ge=0)
     repair_forget: float = setting(ge=0)
@@ -555,6 +557,7 @@ class Tracer(UnlearningMethod):
                 config.repair_lr,
                 config.repair_windows,
                 anchor=self.repair_anchor if anchored else None,
+                decay=config.repair_decay,
             )
         moved = new_table.level_codes[items] != old_level_codes
         after = token_entanglement(new_table.codes, self.context.concept.item_mask)
