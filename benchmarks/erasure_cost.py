@@ -82,11 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concept", required=True)
     parser.add_argument("--seed", type=int, default=0, help="Every erasure's seed.")
     parser.add_argument("--rounds", type=int, default=2, help="Runs of each variant, interleaved.")
-    parser.add_argument("--variant", action="append", default=[], help="NAME=METHOD:key=value,...")
+    parser.add_argument(
+        "--variant", action="append", default=[], type=parse_variant, help="NAME=METHOD:key=value,..."
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    variants = list(map(parse_variant, args.variant))
+    variants = args.variant
     if len({name for name, _, _ in variants}) != len(variants):
         parser.error("two --variant share a name: give each its own")
     reference = reference_name(variants)

@@ -42,7 +42,7 @@ def parse_variant(text: str) -> tuple[str, str, dict]:
         key, _, value = pair.partition("=")
         overrides[key.strip()] = yaml.safe_load(value)
     if not name or not method:
-        raise SystemExit(f"--variant expects NAME=METHOD:key=value,..., got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=METHOD:key=value,..., got {text!r}")
     return name, method, overrides
 
 
@@ -131,10 +131,10 @@ def main() -> None:
         parser.add_argument(flag, type=Path, required=True)
     parser.add_argument("--concept", required=True)
     parser.add_argument("--split", default="valid", choices=["valid", "test"])
-    parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--variant", action="append", default=[], type=parse_variant)
     parser.add_argument("--report-only", action="store_true", help="Tables and plot of finished rows only.")
     args = parser.parse_args()
-    variants = list(map(parse_variant, args.variant))
+    variants = args.variant  # (name, method, overrides), parsed by parse_variant
     rows = run_variants(
         args.parent, args.retrain, args.data, args.concept, args.split, args.out, variants, args.report_only
     )

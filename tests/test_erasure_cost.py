@@ -45,9 +45,15 @@ def test_rounds_interleave_the_variants_and_reuse_finished_runs(world, tmp_path,
 
 
 @pytest.mark.parametrize(
-    "variants", [["ga=ga:"], ["a=retrain:", "b=retrain:"], ["retrain=retrain:", "retrain=ga:"]]
+    "variants",
+    [
+        ["ga=ga:"],
+        ["a=retrain:", "b=retrain:"],
+        ["retrain=retrain:", "retrain=ga:"],
+        ["retrain=retrain:", "ga"],  # no NAME=METHOD
+    ],
 )
-def test_a_missing_or_doubled_reference_or_name_exits_2(world, tmp_path, variants):
+def test_a_missing_or_doubled_reference_or_name_or_a_malformed_variant_exits_2(world, tmp_path, variants):
     argv = ["--parent", str(world.model_dir), "--data", str(world.data_dir), "--concept", "Horror",
             "--out", str(tmp_path / "cost")]  # fmt: skip
     for variant in variants:
