@@ -10,7 +10,7 @@ itself, without imports and writing). Finished runs are reused (``OUT/runs/NAME-
 
     OMP_NUM_THREADS=1 python -m benchmarks.erasure_cost --parent runs/ml-100k-s1/parent \\
         --data runs/ml-100k/data --concept Horror --seed 1 --rounds 2 --out runs/cost \\
-        --variant retrain=retrain: --variant tracer=tracer: --variant tracer-deep=tracer-deep:
+        --variant retrain=retrain: --variant tracer-anchored=tracer-anchored: --variant tracer=tracer:
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ variants are reused (the folder is resumable). Writes ``frontier.json``, ``front
 
     python benchmarks/erasure_frontier.py --parent runs/ml-100k/parent --retrain runs/ml-100k/retrain \\
         --data runs/ml-100k/data --concept Horror --split valid --out runs/frontier-horror \\
-        --variant tracer=tracer: --variant no-mask=tracer-no-mask:
+        --variant tracer=tracer: --variant anchored=tracer-anchored: --variant no-mask=tracer-no-mask:
 """
 
 from __future__ import annotations

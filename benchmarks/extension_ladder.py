@@ -5,11 +5,11 @@
         --out runs/ladder-ml100k-horror-s0
 
 Rows, each erased once from ``--parent``: ``tracer-paper`` (Eq. 10 as written), then cumulatively
-``+retain_kl`` (at tracer.yaml's weight), ``+kl_without_concept``, ``+kl_branch_shares`` and
+``+retain_kl`` (at tracer-anchored.yaml's weight), ``+kl_without_concept``, ``+kl_branch_shares`` and
 ``+coherence_anchor`` (every other setting stays tracer-paper's, lambda1 0.5 included), and
-``ml-1m-selection``: ``tracer`` at configs/bench-ml1m.yaml's settings. Each is measured on ``--split``
-beside Retrain like a frontier variant (benchmarks/erasure_frontier.py: retain NDCG@10, Exposure@10,
-cost, the relearning curve, restore-codes, probe). Finished rows are reused, so the run resumes.
+``ml-1m-selection``: ``tracer-anchored`` at configs/bench-ml1m.yaml's settings. Each is measured on
+``--split`` beside Retrain like a frontier variant (benchmarks/erasure_frontier.py: retain NDCG@10,
+Exposure@10, cost, the relearning curve, restore-codes, probe). Finished rows are reused, so the run resumes.
 ``--set key=value`` applies to every row (e.g. ``steps=2`` for a dry run on a tiny world). Writes
 ``ladder.md`` and ``ladder.json`` under ``--out``.
 """
@@ -27,7 +27,7 @@ from tracer.pipelines.bench_config import load_bench_config
 from tracer.resources import config_file
 from tracer.unlearning.runner import method_defaults
 
-# each switch the ladder adds, in order, and its value when on (None: tracer.yaml's value)
+# each switch the ladder adds, in order, and its value when on (None: tracer-anchored.yaml's value)
 STEPS = (
     ("retain_kl", None),
     ("kl_without_concept", True),
@@ -38,13 +38,13 @@ STEPS = (
 
 def ladder(common: dict) -> list[tuple[str, str, dict]]:
     """The rows as frontier variants ``(name, method, overrides)``; ``common`` applies to every row."""
-    tracer = method_defaults("tracer")
+    tracer = method_defaults("tracer-anchored")
     rows, settings = [("tracer-paper", "tracer-paper", dict(common))], {}
     for key, value in STEPS:
         settings[key] = tracer[key] if value is None else value
         rows.append((f"+{key}", "tracer-paper", {**settings, **common}))
-    ml1m = load_bench_config(config_file("bench-ml1m.yaml")).method_settings["tracer"]
-    rows.append(("ml-1m-selection", "tracer", {**ml1m, **common}))
+    ml1m = load_bench_config(config_file("bench-ml1m.yaml")).method_settings["tracer-anchored"]
+    rows.append(("ml-1m-selection", "tracer-anchored", {**ml1m, **common}))
     return rows
 
 

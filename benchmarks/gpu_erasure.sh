@@ -97,7 +97,7 @@ P=$WORK/parent
 run parent parent "$SIDS" train "$DATA" "$SIDS" --preset "$PRESET" --device "$DEVICE" --out "$P" --overwrite
 erase=(erase "$P" --data "$DATA" --concept "$CONCEPT" --device "$DEVICE" --overwrite)
 run retrain retrain "$P/metrics.json" "${erase[@]}" --method retrain --out "$WORK/retrain"
-run tracer tracer "$P/metrics.json" "${erase[@]}" --method tracer --out "$WORK/tracer" --set retain_kl=300 \
+run tracer tracer "$P/metrics.json" "${erase[@]}" --method tracer-anchored --out "$WORK/tracer" --set retain_kl=300 \
     --set steps="$TRACER_STEPS" --set dropout=false --set kl_without_concept=true --set lambda2=0
 run npo npo "$P/metrics.json" "${erase[@]}" --method npo --out "$WORK/npo" --set beta=0.5 --set lr=3e-4 \
     --set steps="$NPO_STEPS"

@@ -99,8 +99,8 @@ def main() -> None:
     args = parser.parse_args()
 
     manifest = json.loads((args.erased / "manifest.json").read_text())
-    if manifest.get("method") != "tracer":
-        raise SystemExit(f"{args.erased} was erased with {manifest.get('method')!r}, not tracer")
+    if not str(manifest.get("method")).startswith("tracer"):
+        raise SystemExit(f"{args.erased} was erased with {manifest.get('method')!r}, not a TRACER method")
     dataset = load_dataset(args.data)
     concept = resolve_concept(dataset, manifest["concept"])
     tokenization = load_tokenization(args.erased / SID_FOLDER)

@@ -57,8 +57,8 @@ def run_benchmarks() -> None:
         tracer("train", str(data), str(sids), "--preset", "ml-100k", "--seed", "1", "--out", str(parent))
     run(sys.executable, "-m", "benchmarks.erasure_cost", "--parent", str(parent), "--data", str(data),
         "--concept", "Horror", "--seed", "1", "--rounds", "2", "--out", str(WORK / "cost"),
-        "--variant", "retrain=retrain:", "--variant", "tracer=tracer:",
-        "--variant", "tracer-deep=tracer-deep:")  # fmt: skip
+        "--variant", "retrain=retrain:", "--variant", "tracer-anchored=tracer-anchored:",
+        "--variant", "tracer=tracer:")  # fmt: skip
     shutil.copyfile(WORK / "cost" / "cost.json", ROOT / "benchmarks" / "results" / "erasure_cost.json")
 
 

@@ -7,7 +7,8 @@ For each size ``I`` the world has ``I / 10`` users, ``20 I`` interactions and 12
     sids      collaborative SIDs (``--encoder cf``; a text encoder on a million titles is hours on a CPU)
     train     one epoch of ``configs/synthetic-scale.yaml`` (causal tiny, histories of 20), then the
               final valid + test ranking of every user
-    tracer    ``tracer erase --method tracer`` of ``Horror`` (the default 60 steps)
+    tracer    ``tracer erase --method tracer-anchored`` of ``Horror`` (its 60 steps; the default of
+              ``tracer`` when the recorded cells ran)
     retrain   ``tracer erase --method retrain``: one epoch from scratch on the retain targets + ranking
     evaluate  ``tracer evaluate`` of the TRACER model with concept metrics
     attack    the relearning attack on the TRACER model (64 forget examples, 50 steps)
@@ -58,7 +59,7 @@ def stage_commands(root: Path, items: int, device: str) -> dict[str, list[str]]:
         "prepare": ["prepare", "--dataset", "synthetic", *world, "--seed", 0, "--out", data, "--overwrite"],
         "sids": ["sids", data, "--encoder", "cf", "--out", sids, "--overwrite"],
         "train": ["train", data, sids, "--preset", "synthetic-scale", "--device", device, "--out", run],
-        "tracer": [*erase, "--method", "tracer", "--out", str(root / "tracer")],
+        "tracer": [*erase, "--method", "tracer-anchored", "--out", str(root / "tracer")],
         "retrain": [*erase, "--method", "retrain", "--out", str(root / "retrain")],
         "evaluate": ["evaluate", *on_tracer, "--out", str(root / "evaluate.json")],
         "attack": ["attack", *on_tracer, *RELEARNING, "--out", str(root / "attack.json")],

@@ -45,7 +45,7 @@ def test_the_ml100k_grid_holds_every_genre_with_20_test_users_on_3_seeds(tmp_pat
     config = load_bench_config(config_file("bench-ml100k-concepts.yaml"))
     assert sorted(config.concepts["ml-100k"]) == sorted(expected) and set(TUNING) <= set(expected)
     assert all(config.concept_seeds(c) == [0, 1, 2] for c in expected)
-    assert {"retrain", "tracer", "tracer-paper", "filter"} <= set(config.all_methods)
+    assert {"retrain", "tracer-anchored", "tracer-paper", "filter", "tracer-deep"} <= set(config.all_methods)
 
 
 def test_the_ml1m_grid_runs_six_held_out_genres_once_and_the_tuning_concepts_on_3_seeds():

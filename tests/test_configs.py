@@ -19,7 +19,11 @@ from tracer.unlearning.methods import METHODS
 
 UNLEARNING = config_dir() / "unlearning"
 ABLATIONS = sorted(name for name in METHODS if name.startswith("tracer-no-"))
-TRACER_BASED = [*ABLATIONS, "tracer-paper", "tracer-deep"]  # the files that name tracer.yaml as their base
+ANCHORED_BASED = [
+    *ABLATIONS,
+    "tracer-paper",
+    "tracer-deep",
+]  # the files that name tracer-anchored.yaml as their base
 
 
 def field_names(config_class) -> set[str]:
@@ -37,9 +41,20 @@ def test_the_erasure_yaml_files_are_the_methods_and_their_shared_base():
     files = {path.stem for path in UNLEARNING.glob("*.yaml")} - {"sweeps"}
     assert files == set(METHODS) | {"erase"}
     assert set(read_yaml(UNLEARNING / "erase.yaml")) == field_names(EraseConfig)
+    bases = {name: "tracer-anchored" for name in ANCHORED_BASED} | {"tracer": "tracer-deep"}
     for name in METHODS:
-        base = "tracer" if name in TRACER_BASED else "erase"
-        assert read_yaml(UNLEARNING / f"{name}.yaml")["base"] == base
+        assert read_yaml(UNLEARNING / f"{name}.yaml")["base"] == bases.get(name, "erase")
+
+
+def test_the_default_tracer_is_the_deep_setting_and_the_ablations_keep_the_anchored_one():
+    """`tracer` is `tracer-deep`'s setting (issue 23's cells measured it); the ablations and the
+    paper's method stay one change away from `tracer-anchored`, the setting their notes measured."""
+    tracer, deep, anchored = (
+        method_settings(n, METHODS[n].config_class) for n in ("tracer", "tracer-deep", "tracer-anchored")
+    )
+    assert tracer == deep
+    assert not tracer["use_mask"] and tracer["repair_steps"] > 0 and tracer["kl_without_concept"]
+    assert anchored["use_mask"] and anchored["repair_steps"] == 0 and not anchored["kl_without_concept"]
 
 
 def test_erasure_config_dataclasses_carry_no_competing_defaults():
@@ -52,11 +67,11 @@ def test_erasure_config_dataclasses_carry_no_competing_defaults():
         assert with_default == [], (config_class.__name__, with_default)
 
 
-def test_each_ablation_changes_one_setting_of_tracer():
-    tracer = method_settings("tracer", METHODS["tracer"].config_class)
+def test_each_ablation_changes_one_setting_of_the_anchored_tracer():
+    anchored = method_settings("tracer-anchored", METHODS["tracer-anchored"].config_class)
     for name in ABLATIONS:
         ablated = method_settings(name, METHODS[name].config_class)
-        assert len({key for key in tracer if ablated[key] != tracer[key]}) == 1, name
+        assert len({key for key in anchored if ablated[key] != anchored[key]}) == 1, name
 
 
 def test_sweep_spaces_name_methods_and_their_settings():

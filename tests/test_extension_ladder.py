@@ -24,9 +24,9 @@ def test_each_row_adds_one_extension_to_the_paper_and_the_last_is_the_ml1m_selec
         assert method == "tracer-paper"
         effective = {**paper, **after}
         assert [k for k in effective if effective[k] != {**paper, **before}[k]] == [name[1:]]
-    assert rows[1][2]["retain_kl"] == method_defaults("tracer")["retain_kl"] > 0
-    ml1m = load_bench_config(config_file("bench-ml1m.yaml")).method_settings["tracer"]
-    assert rows[-1][1:] == ("tracer", {**ml1m, "seed": 3})
+    assert rows[1][2]["retain_kl"] == method_defaults("tracer-anchored")["retain_kl"] > 0
+    ml1m = load_bench_config(config_file("bench-ml1m.yaml")).method_settings["tracer-anchored"]
+    assert rows[-1][1:] == ("tracer-anchored", {**ml1m, "seed": 3})
     assert all(overrides["seed"] == 3 for _, _, overrides in rows)
 
 

@@ -13,7 +13,17 @@ from tracer.unlearning.sweep import EXPOSURE_MARGIN, SweepRequest, run_sweep, se
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TRAINING_METHODS = {"finetune", "ga", "graddiff", "npo", "simnpo", "rmu", "tracer", "tracer-paper"}
+TRAINING_METHODS = {
+    "finetune",
+    "ga",
+    "graddiff",
+    "npo",
+    "simnpo",
+    "rmu",
+    "tracer",
+    "tracer-anchored",
+    "tracer-paper",
+}
 
 
 def test_every_training_method_has_the_same_number_of_trials_and_at_least_12():

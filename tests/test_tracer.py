@@ -33,7 +33,9 @@ def world(request, tmp_path_factory):
 
 
 def tracer_method(world, **settings):
-    cls = method_class("tracer")
+    """TRACER's step at the anchored setting (Eq. 11's mask on, a KL anchor to the parent), the one
+    whose terms these tests check one at a time; ``settings`` override it."""
+    cls = method_class("tracer-anchored")
     config = build_config(cls, settings)
     model, context, batch = make_context(world, cls.wants_reference(config))
     method = cls(config, context)

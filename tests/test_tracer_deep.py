@@ -1,5 +1,5 @@
-"""`tracer-deep` (docs/method.md §4.11): tracer's settings with exactly the depth levers changed, a
-registered method that erases end to end and repairs after the commit."""
+"""`tracer-deep` (docs/method.md §4.11): the anchored setting with exactly the depth levers changed, a
+registered method that erases end to end and repairs after the commit, and the default `tracer`."""
 
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ DEPTH_LEVERS = {
 }
 
 
-def test_it_is_tracer_with_exactly_the_depth_levers_changed():
+def test_it_is_the_anchored_tracer_with_exactly_the_depth_levers_changed():
     cls = method_class("tracer-deep")
     assert issubclass(cls, Tracer) and cls.name == "tracer-deep"
-    deep, tracer = method_defaults("tracer-deep"), method_defaults("tracer")
-    assert {key for key in tracer if deep[key] != tracer[key]} == set(DEPTH_LEVERS)
+    deep, anchored = method_defaults("tracer-deep"), method_defaults("tracer-anchored")
+    assert {key for key in anchored if deep[key] != anchored[key]} == set(DEPTH_LEVERS)
     assert {key: deep[key] for key in DEPTH_LEVERS} == DEPTH_LEVERS
+    assert method_defaults("tracer") == deep  # the default is the setting issue 23's cells measured
 
 
 def test_it_erases_end_to_end_and_repairs_after_the_commit(tmp_path):

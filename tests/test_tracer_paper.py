@@ -38,16 +38,17 @@ def test_the_method_resolves_to_tracer_with_every_extension_off():
     assert issubclass(cls, Tracer) and cls.name == "tracer-paper"
     settings = method_defaults("tracer-paper")
     assert {key: settings[key] for key in EXTENSIONS_OFF} == EXTENSIONS_OFF
-    tracer = method_defaults("tracer")
+    tracer = method_defaults("tracer-anchored")
     assert [key for key in ("tau", "lambda2", "lambda3", "lr_phi", "reassign", "use_mask") if
             settings[key] != tracer[key]] == []  # fmt: skip
     assert not cls.wants_reference(build_config(cls, {}))  # no frozen parent: nothing anchors to it
 
 
 def test_its_file_sets_every_extension_itself():
-    """Explicit, so that switching an extension on in tracer.yaml never reaches the paper's method."""
+    """Explicit, so that switching an extension on in tracer-anchored.yaml never reaches the paper's
+    method."""
     raw = read_yaml(config_file("unlearning", "tracer-paper.yaml"))
-    assert raw["base"] == "tracer"
+    assert raw["base"] == "tracer-anchored"
     assert {key: raw.get(key, "unset") for key in EXTENSIONS_OFF} == EXTENSIONS_OFF
 
 

@@ -15,6 +15,7 @@ from tracer.unlearning.tracer import (
     TracerNoReassign,
     TracerNoReg,
 )
+from tracer.unlearning.tracer_anchored import TracerAnchored
 from tracer.unlearning.tracer_deep import TracerDeep
 from tracer.unlearning.tracer_paper import TracerPaper
 
@@ -22,6 +23,7 @@ METHODS: dict[str, type[UnlearningMethod]] = {
     method.name: method
     for method in (
         Tracer,
+        TracerAnchored,
         TracerPaper,
         TracerDeep,
         TracerNoReassign,
