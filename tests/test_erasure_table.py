@@ -4,7 +4,6 @@ the baselines that beat it on both Exposure@10 and retain NDCG@10 (TRACER's vari
 from __future__ import annotations
 
 import pandas as pd
-
 from benchmarks.erasure_table import goals
 
 
