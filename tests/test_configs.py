@@ -19,11 +19,8 @@ from tracer.unlearning.methods import METHODS
 
 UNLEARNING = config_dir() / "unlearning"
 ABLATIONS = sorted(name for name in METHODS if name.startswith("tracer-no-"))
-ANCHORED_BASED = [
-    *ABLATIONS,
-    "tracer-paper",
-    "tracer-deep",
-]  # the files that name tracer-anchored.yaml as their base
+# the files that name tracer-anchored.yaml as their base
+ANCHORED_BASED = [*ABLATIONS, "tracer-paper", "tracer-deep"]
 
 
 def field_names(config_class) -> set[str]:
