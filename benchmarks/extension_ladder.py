@@ -38,10 +38,10 @@ STEPS = (
 
 def ladder(common: dict) -> list[tuple[str, str, dict]]:
     """The rows as frontier variants ``(name, method, overrides)``; ``common`` applies to every row."""
-    tracer = method_defaults("tracer-anchored")
+    anchored = method_defaults("tracer-anchored")
     rows, settings = [("tracer-paper", "tracer-paper", dict(common))], {}
     for key, value in STEPS:
-        settings[key] = tracer[key] if value is None else value
+        settings[key] = anchored[key] if value is None else value
         rows.append((f"+{key}", "tracer-paper", {**settings, **common}))
     ml1m = load_bench_config(config_file("bench-ml1m.yaml")).method_settings["tracer-anchored"]
     rows.append(("ml-1m-selection", "tracer-anchored", {**ml1m, **common}))

@@ -10,12 +10,12 @@ from tracer.unlearning.retrain import Retrain
 from tracer.unlearning.rmu import RMU
 from tracer.unlearning.tracer import (
     Tracer,
+    TracerAnchored,
     TracerNoCoherence,
     TracerNoMask,
     TracerNoReassign,
     TracerNoReg,
 )
-from tracer.unlearning.tracer_anchored import TracerAnchored
 from tracer.unlearning.tracer_deep import TracerDeep
 from tracer.unlearning.tracer_paper import TracerPaper
 

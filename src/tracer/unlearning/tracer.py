@@ -576,14 +576,17 @@ class Tracer(UnlearningMethod):
         }
 
 
-# -- ablations (docs/method.md §4.9): the same method with one part switched off -------------------
-def _ablation(name: str) -> type[Tracer]:
-    """TRACER under another name; what it switches off is in ``configs/unlearning/<name>.yaml``, which
-    names ``tracer`` as its base."""
+# -- the same code under other names: its settings are ``configs/unlearning/<name>.yaml`` -------------
+def _named(name: str) -> type[Tracer]:
+    """TRACER registered as ``name``; ``configs/unlearning/<name>.yaml`` holds its settings."""
     return type(name.title().replace("-", ""), (Tracer,), {"name": name})
 
 
-TracerNoReassign = _ablation("tracer-no-reassign")
-TracerNoCoherence = _ablation("tracer-no-coherence")
-TracerNoMask = _ablation("tracer-no-mask")
-TracerNoReg = _ablation("tracer-no-reg")
+# the KL-anchored setting (docs/method.md §4.8), `tracer`'s default until 2026-12-07 and the base of
+# every TRACER variant's YAML file
+TracerAnchored = _named("tracer-anchored")
+# the ablations (docs/method.md §4.9): the anchored setting with one part switched off
+TracerNoReassign = _named("tracer-no-reassign")
+TracerNoCoherence = _named("tracer-no-coherence")
+TracerNoMask = _named("tracer-no-mask")
+TracerNoReg = _named("tracer-no-reg")
