@@ -1,14 +1,21 @@
 """Sequential requests: erase several concepts one after another and check that none comes back.
 
 Each step erases the next concept from the previous step's artifact (``tracer erase`` on an erased
-model). After each step every concept erased so far is measured on the test split (Exposure@10), with
-retain NDCG@10 over the users whose test item is in none of the concepts, against a Retrain without all
-of them (``--retrain``: ``tracer erase PARENT --method retrain --concept "A; B; ..."``). The chain's last
-artifact then meets the attack suite for the union of the concepts, as does the Retrain. Resumable:
-finished steps are reused. Writes ``sequential.json`` and ``sequential.md`` under ``--out``.
+model). After each step every concept erased so far is measured on the test split (Exposure@10), and
+retain NDCG@10 is read two ways, each on one set of users for the model and its reference:
+
+- against a Retrain without all of the concepts (``--retrain``: ``tracer erase PARENT --method retrain
+  --concept "A; B; ..."``), over the users whose test item is in none of them;
+- against a Retrain without the concepts erased so far (``--step-retrain``, one per step before the
+  last, in order; the last step's is ``--retrain``), over the users whose test item is in none of those.
+
+The parent is measured both ways as well (step 0). The chain's last artifact then meets the attack
+suite for the union of the concepts, as does the Retrain. Resumable: finished steps are reused. Writes
+``sequential.json`` and ``sequential.md`` under ``--out``.
 
     python benchmarks/sequential_erasure.py --parent runs/ml-100k/parent \\
-        --retrain runs/ml-100k/retrain-five \\
+        --retrain runs/ml-100k/retrain-three --step-retrain runs/ml-100k/retrain-one \\
+        --step-retrain runs/ml-100k/retrain-two \\
         --data runs/ml-100k/data --concept Horror --concept "Children's" --concept Sci-Fi --out runs/chain \\
         [--method tracer-no-mask --set forget_kl=3 ...]
 """
@@ -36,40 +43,110 @@ from tracer.unlearning.runner import EraseRequest, erase
 ATTACKS = AttackSuiteConfig(examples=(64,), steps=(25, 50, 100, 200), benign_steps=200)
 
 
-def measure(model_dir: Path, data_dir: Path, concepts: list[str]) -> dict:
-    """Exposure@10 of each concept over all test users, retain NDCG@10 over users outside all of them."""
+def retain_and_exposure(
+    ranked: np.ndarray, targets: np.ndarray, erased: dict[str, np.ndarray], every: list[np.ndarray]
+) -> dict:
+    """Retain NDCG@10 over the users whose target is in none of ``every`` concept (``retain_ndcg@10``)
+    and in none of the ``erased`` ones (``retain_ndcg@10_so_far``), and Exposure@10 of each erased
+    concept over all users: ranked (U, >=10) item indices, targets (U,), each mask (n_items,) bool."""
+
+    def outside(masks) -> np.ndarray:
+        inside = np.zeros(len(targets), dtype=bool)
+        for mask in masks:
+            inside |= mask[targets]
+        return ~inside
+
+    def retain_ndcg(users: np.ndarray) -> float:
+        return float(ndcg_at_k(ranked[users], targets[users], HEADLINE_K).mean())
+
+    return {
+        "retain_ndcg@10": retain_ndcg(outside(every)),
+        "retain_ndcg@10_so_far": retain_ndcg(outside(list(erased.values()))),
+        "exposure@10": {
+            name: float(exposure_at_k(ranked, mask, HEADLINE_K).mean()) for name, mask in erased.items()
+        },
+    }
+
+
+def measure(model_dir: Path, data_dir: Path, erased: list[str], every: list[str]) -> dict:
+    """:func:`retain_and_exposure` of the model at ``model_dir`` on the test split."""
     dataset = load_dataset(data_dir)
     data = build_sequences(dataset)
-    masks = {name: resolve_concept(dataset, name).item_mask for name in concepts}
+    masks = {name: resolve_concept(dataset, name).item_mask for name in every}
     model, sid_table, _ = load_model_artifact(model_dir)
     with torch.inference_mode():
         ranking = rank_users(model, decoding_trie(model_dir, sid_table), data, ErasureEvalConfig())
-    targets = data.targets("test")
-    retain_users = ~np.any([mask[targets] for mask in masks.values()], axis=0)
-    return {
-        "retain_ndcg@10": float(
-            ndcg_at_k(ranking.items[retain_users], targets[retain_users], HEADLINE_K).mean()
-        ),
-        "exposure@10": {
-            name: float(exposure_at_k(ranking.items, mask, HEADLINE_K).mean()) for name, mask in masks.items()
-        },
-    }
+    return retain_and_exposure(
+        ranking.items, data.targets("test"), {name: masks[name] for name in erased}, list(masks.values())
+    )
+
+
+def share(row: dict, reference: dict, key: str) -> str:
+    """``row``'s retain NDCG@10 under ``key`` and its share of ``reference``'s on the same users."""
+    return f"{row[key]:.4f} ({100 * row[key] / reference[key]:.1f}%)"
+
+
+def step_reference(result: dict, step: int, n: int) -> dict | None:
+    """What step ``step`` of ``n`` is compared with on the users outside the concepts erased so far: the
+    Retrain without all ``n`` after the last step, the one without the first ``step`` before it (None
+    where none was given, and for the parent, step 0)."""
+    if step == n:
+        return result["retrain"]
+    return result.get(f"retrain_step{step}") if step else None
+
+
+def table(result: dict, concepts: list[str]) -> list[str]:
+    """The markdown table of ``result``: the parent (step 0), then each step."""
+    n = len(concepts)
+    lines = [
+        f"| after step | erased | retain NDCG@10, users outside all {n} (% of Retrain without all {n}) | "
+        "retain NDCG@10, users outside those erased so far (% of Retrain without them) | "
+        "Exposure@10 of each erased concept (that Retrain's) |",
+        "|---|---|---:|---:|---|",
+    ]
+    everything = result["retrain"]
+    for step in range(n + 1):
+        row = result["parent"] if step == 0 else result[f"step{step}"]
+        reference = step_reference(result, step, n)
+        so_far = "-"
+        if step and reference is not None:
+            so_far = share(row, reference, "retain_ndcg@10_so_far")
+        exposures = ", ".join(
+            f"{name} {value:.4f} ({(reference or everything)['exposure@10'][name]:.4f})"
+            for name, value in row["exposure@10"].items()
+        )
+        erased = "nothing (the parent)" if step == 0 else concepts[step - 1]
+        every = share(row, everything, "retain_ndcg@10")
+        lines.append(f"| {step} | {erased} | {every} | {so_far} | {exposures} |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag in ("--parent", "--retrain", "--data", "--out"):
         parser.add_argument(flag, type=Path, required=True)
+    parser.add_argument("--step-retrain", type=Path, action="append", default=[],
+                        help="a Retrain without the first k concepts, k = 1, 2, ... in order")  # fmt: skip
     parser.add_argument("--concept", action="append", required=True)
     parser.add_argument("--method", default="tracer")
     parser.add_argument("--set", action="append", default=[], help="key=value over the method's defaults")
     args = parser.parse_args()
+    if args.step_retrain and len(args.step_retrain) != len(args.concept) - 1:
+        parser.error(f"--step-retrain: one per step before the last ({len(args.concept) - 1}), "
+                     f"got {len(args.step_retrain)}")  # fmt: skip
     overrides = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sequential.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
-    if "retrain" not in result:
-        result["retrain"] = measure(args.retrain, args.data, args.concept)
+    references = {  # key: (folder, the concepts it was retrained without)
+        "parent": (args.parent, []),
+        "retrain": (args.retrain, args.concept),
+        **{f"retrain_step{k}": (f, args.concept[:k]) for k, f in enumerate(args.step_retrain, start=1)},
+    }
+    for key, (folder, erased) in references.items():
+        if key not in result:
+            result[key] = measure(folder, args.data, erased, args.concept)
+            path.write_text(json.dumps(result, indent=2))
     model = args.parent
     for step, concept in enumerate(args.concept, start=1):
         artifact = args.out / f"step{step}"
@@ -77,7 +154,7 @@ def main() -> None:
             erase(EraseRequest(model, args.data, concept, args.method, artifact, overrides=overrides))
         key = f"step{step}"
         if key not in result:
-            result[key] = measure(artifact, args.data, args.concept[:step])
+            result[key] = measure(artifact, args.data, args.concept[:step], args.concept)
             result[key]["seconds"] = json.loads((artifact / "manifest.json").read_text())["seconds"]
         path.write_text(json.dumps(result, indent=2))
         model = artifact
@@ -88,20 +165,7 @@ def main() -> None:
                 "summary"
             ]
             path.write_text(json.dumps(result, indent=2))
-    reference = result["retrain"]
-    lines = [
-        f"| after step | erased | retain NDCG@10 (% of Retrain without all {len(args.concept)}) | "
-        "Exposure@10 of each erased concept (Retrain's) |",
-        "|---|---|---:|---|",
-    ]
-    for step, concept in enumerate(args.concept, start=1):
-        row = result[f"step{step}"]
-        share = 100 * row["retain_ndcg@10"] / reference["retain_ndcg@10"]
-        exposures = ", ".join(
-            f"{name} {value:.4f} ({reference['exposure@10'][name]:.4f})"
-            for name, value in row["exposure@10"].items()
-        )
-        lines.append(f"| {step} | {concept} | {row['retain_ndcg@10']:.4f} ({share:.1f}%) | {exposures} |")
+    lines = table(result, args.concept)
     lines += ["", "| attack on the union | " + " | ".join(result["attacks_chain"]) + " |",
               "|---|" + "---:|" * len(result["attacks_chain"])]  # fmt: skip
     for name in ("attacks_chain", "attacks_retrain"):
