@@ -511,3 +511,36 @@ def test_sharpness_aware_forget_takes_the_gradient_one_relearning_step_away(worl
             assert parameter.grad is None or not parameter.grad.any()
         else:
             torch.testing.assert_close(parameter.grad, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("conflict", [True, False])
+def test_projected_forget_drops_the_component_against_the_retain_gradient(world, conflict):
+    """``project_forget``: theta's gradient is g_R + g_F - min(0, <g_F, g_R>) / ||g_R||^2 g_R (g_F of
+    lambda1 L_F, g_R of the other terms, computed here on a twin), so it never points against g_R more
+    than g_R itself; with L_F's sign flipped the inner product changes sign, and a positive one leaves
+    g_F whole."""
+    lambda1 = 0.7 if conflict else -0.7
+    model, method, batch = tracer_method(
+        world, tau=2.0, lambda1=lambda1, lambda2=0.3, grad_clip=float("inf"), retain_kl=0.0,
+        project_forget=True,
+    )  # fmt: skip
+    twin = copy.deepcopy(model)
+    twin.soft_codes = method.soft_codes(twin, method.assignment())
+    forget_ll, coherence, _ = method.forget_and_coherence(twin, batch.forget)
+    rest = nll(twin, batch.retain) + 0.3 * coherence + method.config.lambda3 * method.phi.abs().sum()
+    params = list(twin.parameters())
+    g_f = torch.autograd.grad(lambda1 * forget_ll, params, retain_graph=True, allow_unused=True)
+    g_r = torch.autograd.grad(rest, params, allow_unused=True)
+    zero = [torch.zeros_like(p) for p in params]
+    g_f = [z if g is None else g for g, z in zip(g_f, zero)]
+    g_r = [z if g is None else g for g, z in zip(g_r, zero)]
+    dot = sum((f * r).sum() for f, r in zip(g_f, g_r))
+    assert (float(dot) < 0) == conflict
+    scale = min(float(dot), 0.0) / float(sum((r * r).sum() for r in g_r))
+
+    method.step(model, batch, torch.optim.SGD(model.parameters(), lr=0.0))
+    for parameter, f, r in zip(model.parameters(), g_f, g_r, strict=True):
+        got = torch.zeros_like(f) if parameter.grad is None else parameter.grad
+        torch.testing.assert_close(got, r + f - scale * r, rtol=1e-4, atol=1e-6)
+    projected = sum(((p.grad - r) * r).sum() for p, r in zip(model.parameters(), g_r) if p.grad is not None)
+    assert float(projected) >= -1e-6 * float(sum((r * r).sum() for r in g_r))

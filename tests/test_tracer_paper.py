@@ -30,6 +30,7 @@ EXTENSIONS_OFF = {
     "sharpness_rho": 0.0,
     "repair_steps": 0,
     "saliency_share": 1.0,
+    "project_forget": False,
 }
 
 

@@ -84,7 +84,11 @@ class TracerConfig(EraseConfig):
     docs/method.md §8.15). ``saliency_share`` < 1: only that share of theta's entries, those whose
     squared gradient on the forget targets is largest relative to the retain targets' (the parent, on
     ``saliency_batches`` forget and retain batches), takes the erasure's updates; the repair still moves
-    every weight (:mod:`tracer.unlearning.saliency`; an extension, docs/method.md §8.16)."""
+    every weight (:mod:`tracer.unlearning.saliency`; an extension, docs/method.md §8.16).
+    ``project_forget``: where the gradient of lambda1 L_F over theta points against the gradient of the
+    other terms (a negative inner product), its component along that gradient is removed before the
+    step, so that to first order the forgetting does not raise the retain terms (an extension,
+    docs/method.md §8.17)."""
 
     tau: float
     lambda1: float
@@ -115,6 +119,7 @@ class TracerConfig(EraseConfig):
     repair_forget_floor: float = setting(lt=0)
     saliency_share: float = setting(gt=0, le=1)
     saliency_batches: int = setting(ge=1)
+    project_forget: bool
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -422,6 +427,29 @@ class Tracer(UnlearningMethod):
             for param, original in moved:
                 param.copy_(original)  # exactly theta again (adding and subtracting delta would round)
 
+    def projected_backward(self, model: GenerativeRecommender, forget: Tensor, rest: Tensor) -> None:
+        """Gradients of ``forget`` (lambda1 L_F) + ``rest`` into ``.grad``, with g_F, the forget gradient
+        over theta, replaced by g_F - min(0, <g_F, g_R>) / ||g_R||^2 g_R, g_R the gradient of ``rest``
+        (the inner products over all of theta): no component against the retain terms' descent is
+        left. phi takes both gradients whole."""
+        params = self.parameters(model)
+        wrt = [*params, self.phi] if self.phi.requires_grad else params
+        forget_grads = torch.autograd.grad(forget, wrt, retain_graph=True, allow_unused=True)
+        rest.backward()
+        pairs = [(p, g) for p, g in zip(params, forget_grads) if g is not None]
+        with torch.no_grad():
+            dot = sum((g * p.grad).sum() for p, g in pairs if p.grad is not None)
+            norm = sum((p.grad * p.grad).sum() for p in params if p.grad is not None)
+            scale = torch.as_tensor(dot).clamp(max=0) / (norm + 1e-12)
+            for param, grad in pairs:
+                if param.grad is None:
+                    param.grad = grad.clone()
+                else:
+                    param.grad.add_(grad - scale * param.grad)
+            if self.phi.requires_grad and forget_grads[-1] is not None:
+                phi_grad = forget_grads[-1]
+                self.phi.grad = phi_grad if self.phi.grad is None else self.phi.grad + phi_grad
+
     def retain_terms(
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
     ) -> tuple[Tensor, Tensor]:
@@ -497,6 +525,8 @@ class Tracer(UnlearningMethod):
             deltas = self.relearning_step(model, forget)
             rest.backward(retain_graph=True)  # the soft codes' graph to phi serves L_F once more
             self.forget_backward_at(model, batch.forget, deltas)
+        elif config.project_forget:
+            self.projected_backward(model, forget, rest)
         else:
             total.backward()
         if self.saliency_masks is not None:
