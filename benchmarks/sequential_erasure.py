@@ -46,9 +46,10 @@ ATTACKS = AttackSuiteConfig(examples=(64,), steps=(25, 50, 100, 200), benign_ste
 def retain_and_exposure(
     ranked: np.ndarray, targets: np.ndarray, erased: dict[str, np.ndarray], every: list[np.ndarray]
 ) -> dict:
-    """Retain NDCG@10 over the users whose target is in none of ``every`` concept (``retain_ndcg@10``)
-    and in none of the ``erased`` ones (``retain_ndcg@10_so_far``), and Exposure@10 of each erased
-    concept over all users: ranked (U, >=10) item indices, targets (U,), each mask (n_items,) bool."""
+    """Retain NDCG@10 over the users whose target is in none of ``every`` concept (``retain_ndcg@10``),
+    in none of the ``erased`` ones (``retain_ndcg@10_so_far``) and in none of the first k of ``every``
+    for k = 0, 1, ... (``retain_ndcg@10_by_prefix``), and Exposure@10 of each erased concept over all
+    users: ranked (U, >=10) item indices, targets (U,), each mask (n_items,) bool."""
 
     def outside(masks) -> np.ndarray:
         inside = np.zeros(len(targets), dtype=bool)
@@ -62,6 +63,7 @@ def retain_and_exposure(
     return {
         "retain_ndcg@10": retain_ndcg(outside(every)),
         "retain_ndcg@10_so_far": retain_ndcg(outside(list(erased.values()))),
+        "retain_ndcg@10_by_prefix": [retain_ndcg(outside(every[:k])) for k in range(len(every) + 1)],
         "exposure@10": {
             name: float(exposure_at_k(ranked, mask, HEADLINE_K).mean()) for name, mask in erased.items()
         },
@@ -101,23 +103,26 @@ def table(result: dict, concepts: list[str]) -> list[str]:
     lines = [
         f"| after step | erased | retain NDCG@10, users outside all {n} (% of Retrain without all {n}) | "
         "retain NDCG@10, users outside those erased so far (% of Retrain without them) | "
+        "the parent on those users (% of that Retrain) | "
         "Exposure@10 of each erased concept (that Retrain's) |",
-        "|---|---|---:|---:|---|",
+        "|---|---|---:|---:|---:|---|",
     ]
     everything = result["retrain"]
     for step in range(n + 1):
         row = result["parent"] if step == 0 else result[f"step{step}"]
         reference = step_reference(result, step, n)
-        so_far = "-"
+        so_far = parent = "-"
         if step and reference is not None:
             so_far = share(row, reference, "retain_ndcg@10_so_far")
+            on_those_users = {"retain_ndcg@10_so_far": result["parent"]["retain_ndcg@10_by_prefix"][step]}
+            parent = share(on_those_users, reference, "retain_ndcg@10_so_far")
         exposures = ", ".join(
             f"{name} {value:.4f} ({(reference or everything)['exposure@10'][name]:.4f})"
             for name, value in row["exposure@10"].items()
         )
         erased = "nothing (the parent)" if step == 0 else concepts[step - 1]
         every = share(row, everything, "retain_ndcg@10")
-        lines.append(f"| {step} | {erased} | {every} | {so_far} | {exposures} |")
+        lines.append(f"| {step} | {erased} | {every} | {so_far} | {parent} | {exposures} |")
     return lines
 
 

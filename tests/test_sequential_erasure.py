@@ -23,26 +23,37 @@ def test_retain_users_and_exposure_equal_their_hand_computed_values():
     assert got["retain_ndcg@10"] == pytest.approx((1 + 0.5) / 2)  # users 2 and 3
     assert got["retain_ndcg@10_so_far"] == pytest.approx((1 / np.log2(3) + 1 + 0.5) / 3)  # users 1-3
     assert got["exposure@10"] == {"A": pytest.approx((0.1 + 0.1) / 4)}
+    every_user = (1 + 1 / np.log2(3) + 1 + 0.5) / 4
+    assert got["retain_ndcg@10_by_prefix"] == pytest.approx(
+        [every_user, got["retain_ndcg@10_so_far"], got["retain_ndcg@10"]]
+    )  # outside nothing, outside A, outside A and B
     nothing_erased = retain_and_exposure(ranked, targets, {}, [A, B])
-    assert nothing_erased["retain_ndcg@10_so_far"] == pytest.approx((1 + 1 / np.log2(3) + 1 + 0.5) / 4)
+    assert nothing_erased["retain_ndcg@10_so_far"] == pytest.approx(every_user)
     assert nothing_erased["exposure@10"] == {}
 
 
-def row(every: float, so_far: float, exposures: dict[str, float]) -> dict:
-    return {"retain_ndcg@10": every, "retain_ndcg@10_so_far": so_far, "exposure@10": exposures}
+def row(every: float, so_far: float, exposures: dict[str, float], by_prefix=None) -> dict:
+    return {
+        "retain_ndcg@10": every,
+        "retain_ndcg@10_so_far": so_far,
+        "retain_ndcg@10_by_prefix": by_prefix,
+        "exposure@10": exposures,
+    }
 
 
 def test_each_step_is_compared_with_the_retrain_of_its_own_users():
     result = {
-        "parent": row(0.040, 0.050, {}),
+        "parent": row(0.040, 0.050, {}, by_prefix=[0.050, 0.057, 0.040]),
         "retrain": row(0.050, 0.050, {"A": 0.0, "B": 0.0}),
         "retrain_step1": row(0.045, 0.060, {"A": 0.001}),
         "step1": row(0.030, 0.054, {"A": 0.002}),
         "step2": row(0.049, 0.049, {"A": 0.0, "B": 0.0}),
     }
     lines = table(result, ["A", "B"])
-    assert lines[2] == "| 0 | nothing (the parent) | 0.0400 (80.0%) | - |  |"
-    assert lines[3] == "| 1 | A | 0.0300 (60.0%) | 0.0540 (90.0%) | A 0.0020 (0.0010) |"
-    assert lines[4] == "| 2 | B | 0.0490 (98.0%) | 0.0490 (98.0%) | A 0.0000 (0.0000), B 0.0000 (0.0000) |"
+    assert lines[2] == "| 0 | nothing (the parent) | 0.0400 (80.0%) | - | - |  |"
+    assert lines[3] == "| 1 | A | 0.0300 (60.0%) | 0.0540 (90.0%) | 0.0570 (95.0%) | A 0.0020 (0.0010) |"
+    assert lines[4] == (
+        "| 2 | B | 0.0490 (98.0%) | 0.0490 (98.0%) | 0.0400 (80.0%) | A 0.0000 (0.0000), B 0.0000 (0.0000) |"
+    )
     del result["retrain_step1"]  # no per-step Retrain given: step 1 has no second reading
-    assert table(result, ["A", "B"])[3] == "| 1 | A | 0.0300 (60.0%) | - | A 0.0020 (0.0000) |"
+    assert table(result, ["A", "B"])[3] == "| 1 | A | 0.0300 (60.0%) | - | - | A 0.0020 (0.0000) |"
