@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.helpers.erasure_world import make_context, write_world
+from tracer.errors import UserError
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.unlearning.base import build_config
 from tracer.unlearning.batches import TargetSampler, WindowSampler
@@ -544,3 +545,8 @@ def test_projected_forget_drops_the_component_against_the_retain_gradient(world,
         torch.testing.assert_close(got, r + f - scale * r, rtol=1e-4, atol=1e-6)
     projected = sum(((p.grad - r) * r).sum() for p, r in zip(model.parameters(), g_r) if p.grad is not None)
     assert float(projected) >= -1e-6 * float(sum((r * r).sum() for r in g_r))
+
+
+def test_projected_forget_refuses_the_sharpness_aware_step_before_any_work(world):
+    with pytest.raises(UserError, match="project_forget=false or sharpness_rho=0"):
+        tracer_method(world, project_forget=True, sharpness_rho=0.5)

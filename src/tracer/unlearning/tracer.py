@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tracer.errors import UserError
 from tracer.model.base import GenerativeRecommender, SoftCodes
 from tracer.semantic_ids.encoders import load_item_vectors
 from tracer.semantic_ids.quantization import code_offsets, load_tokenization, soft_assignment
@@ -270,6 +271,11 @@ class Tracer(UnlearningMethod):
 
     def setup(self, model: GenerativeRecommender) -> None:
         context, config = self.context, self.config
+        if config.project_forget and config.sharpness_rho > 0:
+            raise UserError(
+                "project_forget and sharpness_rho each set how L_F's gradient is taken: "
+                "set project_forget=false or sharpness_rho=0"
+            )
         tokenization = load_tokenization(context.sids_dir)
         self.items = torch.as_tensor(context.concept.item_indices, dtype=torch.long, device=context.device)
         self.residuals = torch.as_tensor(
