@@ -63,15 +63,19 @@ def test_relearning_leaves_the_artifact_unchanged(world):
     assert (world.retrain_dir / "model.safetensors").read_bytes() == weights
 
 
-def test_probe_reads_the_planted_concept_from_the_parent_and_less_from_retrain(world):
+def test_probe_reads_the_planted_concept_from_the_parent_and_little_more_than_chance_from_retrain(world):
     """The parent maps the trigger items onto "a concept item comes next": a linear probe reads it (AUC
-    > 0.9). Retrain never trained on concept targets; its 32-d state still names the last item, from which
-    a linear probe recovers part of the arbitrary trigger set, but far less (docs/method.md, Attacks)."""
+    > 0.9). A model that learned nothing is the floor, not 0.5: its state still names the last item, from
+    which a linear probe recovers part of the arbitrary trigger set (the probe's ``untrained_auc``, 0.58).
+    Retrain never trained on concept targets: it sits nearer that floor than the parent (docs/method.md,
+    Attacks)."""
     world, _ = world
-    parent = concept_probe(load_subject(world.parent_dir, world.data_dir, CONCEPT))["auc"]
+    parent_probe = concept_probe(load_subject(world.parent_dir, world.data_dir, CONCEPT))
+    parent, untrained = parent_probe["auc"], parent_probe["untrained_auc"]
     retrain = concept_probe(load_subject(world.retrain_dir, world.data_dir, CONCEPT))["auc"]
     assert parent > 0.9
-    assert retrain < parent - 0.15
+    assert untrained < retrain < parent
+    assert retrain - untrained < parent - retrain
 
 
 def test_restore_codes_reads_the_parents_codes(world):

@@ -7,7 +7,7 @@ import torch
 
 from tracer.errors import UserError
 from tracer.model.base import PAD_ITEM, SoftCodes
-from tracer.model.registry import BACKBONES, build_model, model_from_preset, model_presets
+from tracer.model.registry import BACKBONES, build_model, model_from_preset, model_presets, untrained_copy
 from tracer.model.tiger import relative_position_bucket
 
 N_ITEMS = 30
@@ -161,6 +161,31 @@ def test_dropout_acts_only_in_training(variant, codes):
         trained = [model.next_item_log_probs(histories, next_items) for _ in range(2)]
     assert torch.equal(evaluated[0], evaluated[1])
     assert not torch.allclose(trained[0], trained[1])
+
+
+@EVERY_VARIANT
+def test_an_untrained_copy_is_the_architecture_at_a_seeded_initialisation_over_the_same_codes(variant, codes):
+    """The copy's weights are those of a model built at the given seed, whatever the original's; the
+    original, the caller's random stream and the SID table are untouched."""
+    trained = make_model(variant, codes, seed=3)
+    with torch.no_grad():
+        for param in trained.parameters():
+            param.add_(1.0)  # weights no initialisation gives
+        trained.codes.copy_(trained.codes.flip(0))  # a SID table of its own (after an erasure)
+    before = {name: value.clone() for name, value in trained.state_dict().items()}
+    torch.manual_seed(11)
+    untrained = untrained_copy(trained, seed=5)
+    stream = torch.rand(3)
+    built = make_model(variant, codes, seed=5)
+    assert not untrained.training
+    for name, value in trained.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    pairs = zip(untrained.named_parameters(), built.named_parameters(), strict=True)
+    for (name, value), (_, reference) in pairs:
+        assert torch.equal(value, reference), name
+    assert torch.equal(untrained.codes, trained.codes)
+    torch.manual_seed(11)
+    assert torch.equal(stream, torch.rand(3))
 
 
 @EVERY_VARIANT

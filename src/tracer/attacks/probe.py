@@ -1,6 +1,10 @@
 """Linear probe (docs/method.md, "Attacks"): can a logistic regression read from the model's user
 representation (the hidden state that predicts the next item) whether the next item is in the concept?
-Trained on training targets, scored by ROC AUC on test users; Retrain's AUC is the floor to match."""
+Trained on training targets, scored by ROC AUC on test users; Retrain's AUC is the floor to match.
+
+Beside it, the same probe on a freshly initialised copy of the model (``untrained_auc``): what a linear
+probe reads from a state that learned nothing, because the history alone predicts the concept. That,
+not 0.5, is the chance level of the probe on a given dataset and concept."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import torch
 
 from tracer.attacks.subject import AttackSubject
 from tracer.errors import UserError
+from tracer.model.base import GenerativeRecommender
 from tracer.model.decoding import pad_histories
+from tracer.model.registry import untrained_copy
 
 
 @dataclass(frozen=True)
@@ -29,14 +35,17 @@ class ProbeConfig:
             raise UserError("the probe needs train_targets >= 2 and c > 0")
 
 
-def user_representations(subject: AttackSubject, histories: list[np.ndarray], batch_size: int) -> np.ndarray:
-    """(N, d) float32: the model's user representation after each history."""
+def user_representations(
+    model: GenerativeRecommender, histories: list[np.ndarray], max_history: int, batch_size: int
+) -> np.ndarray:
+    """(N, d) float32: ``model``'s user representation after each history."""
+    device = next(model.parameters()).device
     rows = []
     with torch.inference_mode():
         for start in range(0, len(histories), batch_size):
-            padded = pad_histories(histories[start : start + batch_size], subject.max_history)
-            rows.append(subject.model.user_representation(padded.to(subject.device)).float().cpu().numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, subject.model.d_model), dtype=np.float32)
+            padded = pad_histories(histories[start : start + batch_size], max_history)
+            rows.append(model.user_representation(padded.to(device)).float().cpu().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, model.d_model), dtype=np.float32)
 
 
 def training_examples(subject: AttackSubject, count: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -51,7 +60,9 @@ def training_examples(subject: AttackSubject, count: int, seed: int) -> tuple[li
 
 
 def concept_probe(subject: AttackSubject, config: ProbeConfig = ProbeConfig()) -> dict:
-    """ROC AUC on test users of a probe fitted on training targets (None when a class is missing)."""
+    """ROC AUC on test users of a probe fitted on training targets, for the model (``auc``) and for a
+    freshly initialised copy of it (``untrained_auc``, the chance level); both None when a class is
+    missing."""
     # scikit-learn loads in ~0.9 s: imported here, not with the CLI
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -64,11 +75,17 @@ def concept_probe(subject: AttackSubject, config: ProbeConfig = ProbeConfig()) -
     result = {"train_targets": len(labels), "train_positives": int(labels.sum()),
               "test_users": len(test_labels), "test_positives": int(test_labels.sum())}  # fmt: skip
     if labels.all() or not labels.any() or test_labels.all() or not test_labels.any():
-        return {**result, "auc": None}
-    probe = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=config.c, class_weight="balanced", max_iter=2000, random_state=config.seed),
-    )
-    probe.fit(user_representations(subject, histories, config.batch_size), labels)
-    test = user_representations(subject, subject.data.histories(split), config.batch_size)
-    return {**result, "auc": float(roc_auc_score(test_labels, probe.decision_function(test)))}
+        return {**result, "auc": None, "untrained_auc": None}
+    test_histories = subject.data.histories(split)
+
+    def auc(model: GenerativeRecommender) -> float:
+        probe = make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=config.c, class_weight="balanced", max_iter=2000, random_state=config.seed),
+        )
+        probe.fit(user_representations(model, histories, subject.max_history, config.batch_size), labels)
+        test = user_representations(model, test_histories, subject.max_history, config.batch_size)
+        return float(roc_auc_score(test_labels, probe.decision_function(test)))
+
+    untrained = untrained_copy(subject.model, config.seed)
+    return {**result, "auc": auc(subject.model), "untrained_auc": auc(untrained)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from tracer.errors import UserError
@@ -86,6 +87,16 @@ def model_from_preset(
         raise UserError(f"unknown {backbone} preset {preset!r}: choose one of {', '.join(sorted(presets))}")
     made = make_config(backbone, f"{config_file(PRESETS_FILE)}: {backbone}/{preset}", **presets[preset])
     return build_model(backbone, codes, vocab_sizes, **{**dataclasses.asdict(made), **overrides})
+
+
+def untrained_copy(model: GenerativeRecommender, seed: int) -> GenerativeRecommender:
+    """``model``'s architecture over its current SID table, freshly initialised with torch seeded by
+    ``seed``, in eval mode on ``model``'s device: the model before it learned anything. The caller's
+    random stream is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = build_model(backbone_name(model), model.codes.cpu(), model.vocab_sizes, **model.config_dict())
+    return fresh.to(model.codes.device).eval()
 
 
 def backbone_name(model: GenerativeRecommender) -> str:
