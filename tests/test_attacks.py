@@ -116,6 +116,9 @@ def test_suite_cli_writes_every_attack_and_its_summary(world, tmp_path, capsys):
     small = ["--examples", "16", "--steps", "5,10", "--benign-steps", "5", "--probe-targets", "500"]
     assert main([*args, *small, "--out", str(out)]) == 0
     result = json.loads(out.read_text())
+    probe = result["probe"]
+    printed = f"probe AUC {probe['auc']:.3f}; the same architecture untrained (the probe's chance level) "
+    assert printed + f"{probe['untrained_auc']:.3f}" in capsys.readouterr().out
     assert set(result["summary"]) == set(ATTACK_METRICS)
     assert result["summary"]["attack_exposure@10"] is None  # (64, 50) was not on this curve
     assert all(result["summary"][key] is not None for key in ATTACK_METRICS if key.split("_")[0] != "attack")
@@ -131,13 +134,17 @@ def test_suite_config_reads_a_single_number_as_a_one_point_curve():
     assert np.isclose(config.lr, RelearningConfig.lr)
 
 
-def test_evaluate_adds_the_attack_suite_to_its_json(world, tmp_path):
+def test_evaluate_adds_the_attack_suite_to_its_json(world, tmp_path, capsys):
     world, root = world
     out = tmp_path / "metrics.json"
     args = ["evaluate", str(root / "tracer"), "--data", str(world.data_dir), "--out", str(out)]
     assert main([*args, "--attacks", "restore_codes"]) == 2  # no concept named
     assert not out.exists()
+    without_probe = [*args[:-1], str(tmp_path / "restore.json"), "--concept", CONCEPT]
+    assert main([*without_probe, "--attacks", "restore_codes"]) == 0
+    assert "chance level" not in capsys.readouterr().out  # no probe, no floor line
     assert main([*args, "--concept", CONCEPT, "--attacks", "restore_codes,probe"]) == 0
+    assert "chance level" in capsys.readouterr().out
     summary = json.loads(out.read_text())["attacks"]["summary"]
     assert summary["restore_exposure@10"] is not None and summary["probe_auc"] is not None
     assert summary["attack_exposure@10"] is None  # relearning was not asked for

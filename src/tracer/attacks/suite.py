@@ -109,6 +109,18 @@ def attack_summary(result: dict) -> dict:
     return summary
 
 
+def probe_floor_line(result: dict) -> str | None:
+    """One line setting the probe's AUC beside its chance level (``untrained_auc``: the same probe on the
+    architecture untrained), or None when the probe did not run or could not be scored."""
+    probe = result.get("probe") or {}
+    if probe.get("auc") is None or probe.get("untrained_auc") is None:
+        return None
+    return (
+        f"probe AUC {probe['auc']:.3f}; the same architecture untrained (the probe's chance level) "
+        f"{probe['untrained_auc']:.3f}"
+    )
+
+
 def format_attack_summary(rows: dict[str, dict]) -> str:
     """A fixed-width table: one row per artifact, the attack summary as columns."""
     return format_metric_table(rows, ATTACK_METRICS, cell=24)

@@ -8,7 +8,13 @@ from pathlib import Path
 import typer
 import yaml
 
-from tracer.attacks.suite import ATTACKS, AttackSuiteConfig, format_attack_summary, run_attack_suite
+from tracer.attacks.suite import (
+    ATTACKS,
+    AttackSuiteConfig,
+    format_attack_summary,
+    probe_floor_line,
+    run_attack_suite,
+)
 from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig
 from tracer.io import write_json
@@ -126,6 +132,8 @@ def attack_command(
     if out is not None:
         write_json(out, result)
     typer.echo(format_attack_summary({str(model): result["summary"]}))
+    if (floor := probe_floor_line(result)) is not None:
+        typer.echo(floor)
 
 
 def sweep_command(

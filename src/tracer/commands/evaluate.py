@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from tracer.attacks.suite import ATTACKS, AttackSuiteConfig, format_attack_summary, run_attack_suite
+from tracer.attacks.suite import (
+    ATTACKS,
+    AttackSuiteConfig,
+    format_attack_summary,
+    probe_floor_line,
+    run_attack_suite,
+)
 from tracer.distributed import resolve_device
 from tracer.errors import UserError
 from tracer.evaluation.erasure import ErasureEvalConfig, evaluate_erasure, format_headline
@@ -73,6 +79,8 @@ def evaluate_command(
             )
         if "attacks" in result:
             typer.echo(format_attack_summary({str(model): result["attacks"]["summary"]}))
+            if (floor := probe_floor_line(result["attacks"])) is not None:
+                typer.echo(floor)
     typer.echo(f"-> {out}")
 
 
