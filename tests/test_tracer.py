@@ -11,9 +11,12 @@ import torch
 
 from tests.helpers.erasure_world import make_context, write_world
 from tracer.errors import UserError
+from tracer.model.base import PAD_ITEM
+from tracer.model.decoding import pad_histories
 from tracer.semantic_ids.sid_table import SidTable
+from tracer.training.batches import SequenceBatch, TargetBatch
 from tracer.unlearning.base import build_config
-from tracer.unlearning.batches import TargetSampler, WindowSampler
+from tracer.unlearning.batches import ForgetRetainBatch, TargetSampler, WindowSampler
 from tracer.unlearning.coherence import nearest_retain_items
 from tracer.unlearning.methods import method_class
 from tracer.unlearning.objectives import kl_to_reference, level_kl, level_log_probs, nll, target_items
@@ -23,6 +26,7 @@ from tracer.unlearning.tracer import (
     expected_log_likelihood,
     floored,
     retain_branch_log_shares,
+    retain_positions,
     reweighted_tokens,
     selective_mask,
 )
@@ -157,7 +161,7 @@ def test_step_updates_phi_by_the_masked_gradient_of_the_whole_objective(world):
     config = method.config
     q = method.assignment()
     twin.soft_codes = method.soft_codes(twin, q)
-    forget_ll, coherence, _ = method.forget_and_coherence(twin, batch.forget)
+    forget_ll, coherence, _, _ = method.forget_and_coherence(twin, batch.forget)
     forget = config.lambda1 * forget_ll
     total = nll(twin, batch.retain) + forget + config.lambda2 * coherence
     total = total + config.lambda3 * method.phi.abs().sum()
@@ -205,6 +209,46 @@ def test_forget_windows_give_the_same_terms_as_single_examples(tmp_path, anchor)
         from_singles = method.forget_and_coherence(model, singles)
     for a, b in zip(from_windows, from_singles):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_retain_positions_are_the_real_items_after_a_real_item_outside_the_concept():
+    sequences = torch.tensor([[PAD_ITEM, 3, 5, 7], [2, 9, 5, 4]])
+    concept = torch.zeros(10, dtype=torch.bool)
+    concept[5] = True
+    batch = SequenceBatch(sequences, torch.zeros_like(sequences, dtype=torch.bool))
+    expected = torch.tensor([[False, False, False, True], [False, True, False, True]])
+    assert torch.equal(retain_positions(batch, concept), expected)
+
+
+def test_window_retain_is_the_nll_of_the_retain_targets_inside_the_forget_windows(tmp_path):
+    """``window_retain``: the term scored from the forget windows' own pass equals the mean next-SID NLL
+    of their retain targets taken one by one (history: the window before the target), and its weight
+    enters the step's objective."""
+    world = write_world(tmp_path, backbone="causal")
+    model, method, batch = tracer_method(world, tau=2.0, window_retain=1.0)
+    sequences, max_history = method.context.sequences, model.config.max_history
+    windows = WindowSampler(
+        sequences, method.context.targets.forget_targets, 1000, max_history, seed=0
+    ).sample()
+    positions = retain_positions(windows, method.concept_mask)
+    assert positions.any() and not (positions & windows.loss_mask).any()
+    rows, columns = positions.nonzero(as_tuple=True)
+    histories = [windows.sequences[r, :c].numpy() for r, c in zip(rows.tolist(), columns.tolist())]
+    singles = TargetBatch(
+        pad_histories([h[h != PAD_ITEM] for h in histories], max_history), windows.sequences[rows, columns]
+    )
+    with torch.no_grad():
+        model.soft_codes = method.soft_codes(model, method.assignment())
+        window_nll = method.forget_and_coherence(model, windows)[3]
+        expected = nll(model, singles)
+        model.soft_codes = None
+    torch.testing.assert_close(window_nll, expected, rtol=1e-4, atol=1e-5)
+    both = ForgetRetainBatch(windows, batch.retain)
+    loss = float(method.step(model, both, torch.optim.SGD(model.parameters(), lr=0.0))["loss"])
+    _, off, _ = tracer_method(world, tau=2.0, window_retain=0.0)
+    without = float(off.step(model, both, torch.optim.SGD(model.parameters(), lr=0.0))["loss"])
+    window_term = float(method.last_terms["window_retain_nll"])
+    assert window_term > 0 and math.isclose(loss - without, window_term, rel_tol=1e-4)
 
 
 def test_forget_floor_stops_the_push_below_it():
@@ -487,7 +531,7 @@ def test_sharpness_aware_forget_takes_the_gradient_one_relearning_step_away(worl
     twin = copy.deepcopy(model)
     before = [p.detach().clone() for p in model.parameters()]
     twin.soft_codes = method.soft_codes(twin, method.assignment())
-    forget_ll, coherence, _ = method.forget_and_coherence(twin, batch.forget)
+    forget_ll, coherence, _, _ = method.forget_and_coherence(twin, batch.forget)
     rest = nll(twin, batch.retain) + config.lambda2 * coherence
     params = list(twin.parameters())
     rest_grads = torch.autograd.grad(rest, params, retain_graph=True, allow_unused=True)
@@ -527,7 +571,7 @@ def test_projected_forget_drops_the_component_against_the_retain_gradient(world,
     )  # fmt: skip
     twin = copy.deepcopy(model)
     twin.soft_codes = method.soft_codes(twin, method.assignment())
-    forget_ll, coherence, _ = method.forget_and_coherence(twin, batch.forget)
+    forget_ll, coherence, _, _ = method.forget_and_coherence(twin, batch.forget)
     rest = nll(twin, batch.retain) + 0.3 * coherence + method.config.lambda3 * method.phi.abs().sum()
     params = list(twin.parameters())
     g_f = torch.autograd.grad(lambda1 * forget_ll, params, retain_graph=True, allow_unused=True)

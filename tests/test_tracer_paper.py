@@ -31,6 +31,7 @@ EXTENSIONS_OFF = {
     "repair_steps": 0,
     "saliency_share": 1.0,
     "project_forget": False,
+    "window_retain": 0.0,
 }
 
 

@@ -149,8 +149,8 @@ class CausalRecommender(GenerativeRecommender):
         return nll.masked_fill(~loss_mask, 0.0)
 
     def scored_positions(
-        self, sequences: Tensor, rows: Tensor, columns: Tensor
-    ) -> tuple[Tensor, HistoryCache]:
+        self, sequences: Tensor, rows: Tensor, columns: Tensor, also: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, HistoryCache] | tuple[Tensor, HistoryCache, Tensor]:
         """One pass over windows, two results for N chosen real items at (``rows``, ``columns``) (N,):
 
         - their teacher-forced log-probs (N, L, V) given the items before them (as
@@ -171,7 +171,12 @@ class CausalRecommender(GenerativeRecommender):
             next_position=item_positions(kept)[rows, columns],
             last_hidden=chosen[:, 0],
         )
-        return self.heads.all_levels_log_probs(chosen), cache
+        if also is None:
+            return self.heads.all_levels_log_probs(chosen), cache
+        # log-probs (M, L, V) of M more positions of the same pass (no cache for them)
+        shift = sequences.shape[1] - kept.shape[1]
+        more = self.heads.all_levels_log_probs(per_item[also[0], also[1] - shift])
+        return self.heads.all_levels_log_probs(chosen), cache, more
 
     def _window(self, sequences: Tensor) -> Tensor:
         """The real columns of windows (B, T) holding at most ``max_history + 1`` items each."""

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from tracer.errors import UserError
-from tracer.model.base import GenerativeRecommender, SoftCodes
+from tracer.model.base import PAD_ITEM, GenerativeRecommender, SoftCodes
 from tracer.semantic_ids.encoders import load_item_vectors
 from tracer.semantic_ids.quantization import code_offsets, load_tokenization, soft_assignment
 from tracer.semantic_ids.stats import token_entanglement
@@ -89,7 +89,10 @@ class TracerConfig(EraseConfig):
     ``project_forget``: where the gradient of lambda1 L_F over theta points against the gradient of the
     other terms (a negative inner product), its component along that gradient is removed before the
     step, so that to first order the forgetting does not raise the retain terms (an extension,
-    docs/method.md §8.17)."""
+    docs/method.md §8.17). ``window_retain`` > 0 (causal backbone, forget windows): the next-SID NLL of
+    the retain targets inside the forget windows, from the same pass that scores the forget targets,
+    joins the objective with this weight, so that the contexts where L_F pushes keep their retain
+    predictions (an extension, docs/method.md §8.18)."""
 
     tau: float
     lambda1: float
@@ -121,6 +124,7 @@ class TracerConfig(EraseConfig):
     saliency_share: float = setting(gt=0, le=1)
     saliency_batches: int = setting(ge=1)
     project_forget: bool
+    window_retain: float = setting(ge=0)
 
 
 def expected_log_likelihood(log_probs: Tensor, label_probs: Tensor) -> Tensor:
@@ -153,22 +157,37 @@ def cached_candidate_log_probs(model: GenerativeRecommender, cache, candidates: 
 
 
 def forget_log_probs(
-    model: GenerativeRecommender, batch: TargetBatch | SequenceBatch, candidates: Tensor | None
-) -> tuple[Tensor, Tensor | None]:
+    model: GenerativeRecommender,
+    batch: TargetBatch | SequenceBatch,
+    candidates: Tensor | None,
+    also: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
     """Teacher-forced per-level log-probs of a forget batch's targets (N, n_levels, V) and, given
     ``candidates`` (N, W), of those items after each target's history (N, W, n_levels, V), from one
-    history encoding: a window batch's caches are sliced from its single pass."""
+    history encoding: a window batch's caches are sliced from its single pass. ``also`` (window batch
+    only): a bool mask (B, T) of more positions whose log-probs (M, n_levels, V) the same pass returns
+    third, in row-major order."""
     if isinstance(batch, SequenceBatch):
         rows, columns = batch.loss_mask.nonzero(as_tuple=True)
-        target_log_probs, cache = model.scored_positions(batch.sequences, rows, columns)
-        if candidates is None:
-            return target_log_probs, None
-        return target_log_probs, cached_candidate_log_probs(model, cache, candidates)
+        extra = None if also is None else also.nonzero(as_tuple=True)
+        scored = model.scored_positions(batch.sequences, rows, columns, extra)
+        target_log_probs, cache = scored[0], scored[1]
+        neighbours = None if candidates is None else cached_candidate_log_probs(model, cache, candidates)
+        return (target_log_probs, neighbours) if also is None else (target_log_probs, neighbours, scored[2])
     scored = batch.targets[:, None]
     if candidates is not None:
         scored = torch.cat([scored, candidates], dim=1)  # (N, 1 + W)
     log_probs = candidate_log_probs(model, batch.histories, scored)
     return log_probs[:, 0], (log_probs[:, 1:] if candidates is not None else None)
+
+
+def retain_positions(batch: SequenceBatch, concept_mask: Tensor) -> Tensor:
+    """The retain training targets of windows (B, T): real items with a real item before them (every
+    such position is a training target) whose item is outside the concept (``concept_mask`` (n_items,)
+    bool) -> bool (B, T)."""
+    real = batch.sequences != PAD_ITEM
+    after_real = torch.cat([torch.zeros_like(real[:, :1]), real[:, :-1]], dim=1)
+    return real & after_real & ~concept_mask[batch.sequences.clamp_min(0)]
 
 
 def prefix_keys(codes: np.ndarray, base: int) -> np.ndarray:
@@ -278,6 +297,7 @@ class Tracer(UnlearningMethod):
             )
         tokenization = load_tokenization(context.sids_dir)
         self.items = torch.as_tensor(context.concept.item_indices, dtype=torch.long, device=context.device)
+        self.concept_mask = torch.as_tensor(context.concept.item_mask, device=context.device)  # (n_items,)
         self.residuals = torch.as_tensor(
             tokenization.residuals[context.concept.item_indices], device=context.device
         )
@@ -358,8 +378,9 @@ class Tracer(UnlearningMethod):
     # -- loss terms ------------------------------------------------------------------------------
     def forget_and_coherence(
         self, model: GenerativeRecommender, batch: TargetBatch | SequenceBatch
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """(L_F, L_Coh, forget KL) of a forget batch, sharing one history encoding per example.
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(L_F, L_Coh, forget KL, window retain NLL) of a forget batch, sharing one history encoding per
+        example.
 
         L_F (Eq. 8): mean log-likelihood of the forget targets (minimising it pushes them down).
         L_Coh (Eq. 9): -(1/K_c) sum over the K_c nearest retain items of the forget target of their
@@ -368,7 +389,9 @@ class Tracer(UnlearningMethod):
         zero when lambda2 = 0 (no neighbours are scored then).
         Forget KL: KL(cut parent || model) of the forget targets' token distributions (see
         ``TracerConfig.forget_kl``); zero when ``forget_kl`` is 0. The parent runs only for the forget KL
-        or the anchor, once for both.
+        or the anchor, once for both. Window retain NLL: the mean next-SID NLL of the retain targets
+        inside a window batch (``TracerConfig.window_retain``); zero when that weight is 0 or the batch
+        holds single examples.
 
         A :class:`SequenceBatch` (windows, causal backbone) scores every forget target of a window and
         takes the history caches for the neighbours from the same pass; a :class:`TargetBatch` encodes
@@ -376,9 +399,16 @@ class Tracer(UnlearningMethod):
         config = self.config
         items = target_items(batch)
         candidates = self.neighbours[items] if config.lambda2 > 0 else None  # (N, K_c)
-        target_log_probs, neighbour_log_probs = forget_log_probs(model, batch, candidates)
+        also = None
+        if config.window_retain > 0 and isinstance(batch, SequenceBatch):
+            also = retain_positions(batch, self.concept_mask)
+        scored = forget_log_probs(model, batch, candidates, also)
+        target_log_probs, neighbour_log_probs = scored[0], scored[1]
         forget = self.forget_term(model, items, target_log_probs)
         zero = torch.zeros((), device=forget.device)
+        window_nll = zero
+        if also is not None and bool(also.any()):
+            window_nll = -hard_log_likelihood(scored[2], model.codes[batch.sequences[also]]).mean()
         anchored = candidates is not None and config.coherence_anchor
         parent_targets = parent_neighbours = None
         if config.forget_kl > 0 or anchored:
@@ -391,14 +421,14 @@ class Tracer(UnlearningMethod):
             target = reweighted_tokens(parent_targets, self.kl_log_weights[items])
             divergence = level_kl(target_log_probs, target)
         if candidates is None:
-            return forget, zero, divergence
+            return forget, zero, divergence, window_nll
         codes = model.codes[candidates]
         neighbour_ll = hard_log_likelihood(neighbour_log_probs, codes)  # (N, K_c)
         if anchored:
             coherence = (hard_log_likelihood(parent_neighbours, codes) - neighbour_ll).clamp_min(0).mean()
         else:
             coherence = -neighbour_ll.mean()
-        return forget, coherence, divergence
+        return forget, coherence, divergence, window_nll
 
     def forget_term(self, model: GenerativeRecommender, items: Tensor, target_log_probs: Tensor) -> Tensor:
         """L_F (Eq. 8) from the forget targets' per-level log-probs (N, n_levels, V); ``items`` (N,)."""
@@ -507,7 +537,7 @@ class Tracer(UnlearningMethod):
         optimizer.zero_grad(set_to_none=True)
         q = self.assignment()
         model.soft_codes = self.soft_codes(model, q)
-        forget_ll, coherence, forget_divergence = self.forget_and_coherence(model, batch.forget)
+        forget_ll, coherence, forget_divergence, window_nll = self.forget_and_coherence(model, batch.forget)
         forget = config.lambda1 * forget_ll
         retain, divergence = self.retain_terms(model, batch.retain)
         sparsity = self.phi.abs().sum()
@@ -517,6 +547,7 @@ class Tracer(UnlearningMethod):
             + config.forget_kl * forget_divergence
             + config.lambda2 * coherence
             + config.lambda3 * sparsity
+            + config.window_retain * window_nll
         )
         total = forget + rest
         forget_grad = None
@@ -554,6 +585,7 @@ class Tracer(UnlearningMethod):
             "forget_ll": forget_ll.detach(),
             "forget_kl": forget_divergence.detach(),
             "coherence": coherence.detach(),
+            "window_retain_nll": window_nll.detach(),
             "phi_l1": sparsity.detach(),
         }
         return self.last_terms
