@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -76,6 +77,14 @@ def test_probe_reads_the_planted_concept_from_the_parent_and_little_more_than_ch
     assert parent > 0.9
     assert untrained < retrain < parent
     assert retrain - untrained < parent - retrain
+
+
+def test_probe_reports_no_auc_and_no_floor_when_a_class_is_missing(world):
+    world, _ = world
+    subject = load_subject(world.retrain_dir, world.data_dir, CONCEPT)
+    subject.concept = dataclasses.replace(subject.concept, item_mask=np.zeros_like(subject.concept.item_mask))
+    result = concept_probe(subject)
+    assert result["train_positives"] == 0 and result["auc"] is None and result["untrained_auc"] is None
 
 
 def test_restore_codes_reads_the_parents_codes(world):
