@@ -151,13 +151,16 @@ class CausalRecommender(GenerativeRecommender):
     def scored_positions(
         self, sequences: Tensor, rows: Tensor, columns: Tensor, also: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, HistoryCache] | tuple[Tensor, HistoryCache, Tensor]:
-        """One pass over windows, two results for N chosen real items at (``rows``, ``columns``) (N,):
+        """One pass over windows, two results (three with ``also``) for N chosen real items at (``rows``,
+        ``columns``) (N,):
 
         - their teacher-forced log-probs (N, L, V) given the items before them (as
           :meth:`sequence_log_probs`), and
         - the :class:`HistoryCache` of each of those histories, sliced from the same pass (a causal
           pass's keys/values at a position depend on earlier positions only), ready for
-          :meth:`prefix_log_probs` of other candidate items after the same history.
+          :meth:`prefix_log_probs` of other candidate items after the same history;
+        - given ``also`` (rows, columns) of M more real items, their log-probs (M, L, V) from the same
+          pass, third (no cache for them).
         """
         kept = self._window(sequences)
         columns = columns - (sequences.shape[1] - kept.shape[1])
@@ -173,7 +176,6 @@ class CausalRecommender(GenerativeRecommender):
         )
         if also is None:
             return self.heads.all_levels_log_probs(chosen), cache
-        # log-probs (M, L, V) of M more positions of the same pass (no cache for them)
         shift = sequences.shape[1] - kept.shape[1]
         more = self.heads.all_levels_log_probs(per_item[also[0], also[1] - shift])
         return self.heads.all_levels_log_probs(chosen), cache, more
