@@ -64,6 +64,11 @@ def judge(pairs: list[tuple[dict, dict]]) -> dict:
         "restore": mean("restore_exposure@10", 0),
         "probe": mean("probe_auc", 0),
         "probe_retrain": mean("probe_auc", 1),
+        # the probe on the architecture untrained (Retrain's rows: the parent's SID table); None in rows
+        # written before the frontier kept it
+        "probe_floor": mean("probe_untrained_auc", 1)
+        if all("probe_untrained_auc" in ref for _, ref in pairs)
+        else None,
         "retain_share": 100 * mean("retain_ndcg@10", 0) / mean("retain_ndcg@10", 1),
         "retain_share_spread": (min(shares), max(shares)),
         "exposure": mean("exposure@10", 0),
@@ -85,11 +90,12 @@ def judge(pairs: list[tuple[dict, dict]]) -> dict:
 def cell_line(cell: str, variant: str, v: dict) -> str:
     mark = {bar: ("" if v["pass"][bar] else " ✗") for bar in BARS}
     low, high = v["retain_share_spread"]
+    floor = "" if v["probe_floor"] is None else f" (untrained {v['probe_floor']:.3f})"
     return (
         f"| {cell} | {variant} | {v['seeds']} | "
         f"{v['attack']:.3f} vs {v['attack_retrain']:.3f}{mark['attack']} | "
         f"{v['curve_at_or_below']}/4{mark['curve']} | {v['restore']:.4f}{mark['restore']} | "
-        f"{v['probe']:.3f} vs {v['probe_retrain']:.3f}{mark['probe']} | "
+        f"{v['probe']:.3f} vs {v['probe_retrain']:.3f}{mark['probe']}{floor} | "
         f"{v['retain_share']:.1f}% ({low:.1f}-{high:.1f}){mark['retain']} | "
         f"{v['exposure']:.4f}{mark['exposure']} | {v['cost']:.1f}%{mark['cost']} | "
         f"{sum(v['pass'].values())}/{len(BARS)} |"

@@ -62,6 +62,7 @@ def measure(
         "seconds": metrics["cost"]["seconds"],
         "curve_64": curve,
         **attacks["summary"],
+        "probe_untrained_auc": attacks["probe"]["untrained_auc"],  # the probe's chance level
     }
     cache.write_text(json.dumps(row, indent=2))
     return row

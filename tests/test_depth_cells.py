@@ -91,3 +91,16 @@ def test_a_ladder_row_keeps_its_leading_plus(tmp_path):
     (tmp_path / "deep.json").write_text(json.dumps(_row(attack=0.1)))
     assert depth_cells.pooled_rows([tmp_path], "+retain_kl") == [(_row(attack=0.3), RETRAIN)]
     assert len(depth_cells.pooled_rows([tmp_path], "+retain_kl+deep")) == 2
+
+
+def test_the_probe_cell_names_the_untrained_floor_when_every_retrain_row_has_it():
+    """Rows of frontier runs that kept the probe's untrained AUC show its mean over seeds; older rows
+    (without it) leave the probe cell as it was."""
+    with_floor = [({**_row(), "probe_untrained_auc": 0.5}, {**RETRAIN, "probe_untrained_auc": value})
+                  for value in (0.60, 0.64)]  # fmt: skip
+    verdict = depth_cells.judge(with_floor)
+    assert verdict["probe_floor"] == pytest.approx(0.62)
+    assert "| 0.700 vs 0.700 (untrained 0.620) |" in depth_cells.cell_line("C", "v", verdict)
+    mixed = depth_cells.judge([with_floor[0], (_row(), RETRAIN)])
+    assert mixed["probe_floor"] is None
+    assert "| 0.700 vs 0.700 |" in depth_cells.cell_line("C", "v", mixed)
