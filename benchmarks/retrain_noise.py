@@ -6,8 +6,7 @@
 
 Retrain trains from scratch with its parent's training config and seed (docs/method.md §3), so one
 Retrain is one draw of a random training run. For each of ``--seeds`` this trains Retrain once more with
-that training seed: from a copy of the parent's folder whose recorded training seed is changed (Retrain
-reads only the parent's config, SIDs and data, never its weights). Every model is then evaluated on the
+that training seed (``--set train_seed=SEED``). Every model is then evaluated on the
 validation and the test split. Prints one markdown row per model and split (the given Retrain is
 ``retrain``, the others ``retrain2``, ``retrain3``, ... in the order of ``--seeds``): retain NDCG@10, its
 share of the given Retrain's and of the mean over all Retrains, and Exposure@10; saves OUT/noise.json.
@@ -17,7 +16,6 @@ Finished Retrains and evaluations are reused.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +27,11 @@ from tracer.unlearning.runner import EraseRequest, erase
 SPLITS = ("valid", "test")
 
 
-def reseeded_parent(parent: Path, seed: int, folder: Path) -> Path:
-    """A copy of ``parent`` (without its training state) whose recorded training seed is ``seed``."""
-    if not (folder / "config.json").is_file():
-        shutil.copytree(parent, folder, ignore=shutil.ignore_patterns("state"), dirs_exist_ok=True)
-        config = read_json(folder / "config.json")
-        config["train_config"]["train"]["seed"] = seed
-        write_json(folder / "config.json", config)
-    return folder
-
-
 def retrained(args: argparse.Namespace, seed: int) -> Path:
     out = args.out / f"retrain-seed{seed}"
     if not (out / "manifest.json").is_file():
-        parent = reseeded_parent(args.parent, seed, args.out / f"parent-seed{seed}")
-        erase(EraseRequest(model_dir=parent, data_dir=args.data, concept=args.concept, method="retrain",
-                           out=out, seed=seed, overwrite=True))  # fmt: skip
+        erase(EraseRequest(model_dir=args.parent, data_dir=args.data, concept=args.concept, method="retrain",
+                           out=out, overrides={"train_seed": seed}, overwrite=True))  # fmt: skip
     return out
 
 

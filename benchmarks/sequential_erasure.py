@@ -9,6 +9,10 @@ retain NDCG@10 is read two ways, each on one set of users for the model and its 
 - against a Retrain without the concepts erased so far (``--step-retrain``, one per step before the
   last, in order; the last step's is ``--retrain``), over the users whose test item is in none of those.
 
+One Retrain is a noisy reference (two Retrains of one parent differ by several points of retain
+NDCG@10), so ``--also-retrain`` takes more Retrains without all of the concepts (``tracer erase ...
+--method retrain --set train_seed=N``): the first reading is then also a share of the mean of them all.
+
 The parent is measured both ways as well (step 0). The chain's last artifact then meets the attack
 suite for the union of the concepts, as does the Retrain. Resumable: finished steps are reused. Writes
 ``sequential.json`` and ``sequential.md`` under ``--out``.
@@ -97,15 +101,34 @@ def step_reference(result: dict, step: int, n: int) -> dict | None:
     return result.get(f"retrain_step{step}") if step else None
 
 
+def every_retrain(result: dict) -> list[dict]:
+    """The rows of ``--retrain`` and of each ``--also-retrain``, in that order."""
+    return [result["retrain"], *result.get("retrain_also", {}).values()]
+
+
+def mean_retrain(result: dict) -> dict | None:
+    """The mean retain NDCG@10 (users outside all the concepts) of :func:`every_retrain`, as a row for
+    :func:`share`; None without ``--also-retrain``."""
+    rows = every_retrain(result)
+    if len(rows) == 1:
+        return None
+    return {"retain_ndcg@10": float(np.mean([r["retain_ndcg@10"] for r in rows]))}
+
+
 def table(result: dict, concepts: list[str]) -> list[str]:
-    """The markdown table of ``result``: the parent (step 0), then each step."""
+    """The markdown table of ``result``: the parent (step 0), then each step; with ``--also-retrain``
+    a column against the mean of the Retrains without all the concepts, and a line naming them."""
     n = len(concepts)
+    mean = mean_retrain(result)
+    k = len(every_retrain(result))
+    extra = f"retain NDCG@10, users outside all {n} (% of the mean of {k} Retrains without all {n}) | "
     lines = [
         f"| after step | erased | retain NDCG@10, users outside all {n} (% of Retrain without all {n}) | "
-        "retain NDCG@10, users outside those erased so far (% of Retrain without them) | "
+        + (extra if mean else "")
+        + "retain NDCG@10, users outside those erased so far (% of Retrain without them) | "
         "the parent on those users (% of that Retrain) | "
         "Exposure@10 of each erased concept (that Retrain's) |",
-        "|---|---|---:|---:|---:|---|",
+        "|---|---|---:|" + ("---:|" if mean else "") + "---:|---:|---|",
     ]
     everything = result["retrain"]
     for step in range(n + 1):
@@ -122,7 +145,12 @@ def table(result: dict, concepts: list[str]) -> list[str]:
         )
         erased = "nothing (the parent)" if step == 0 else concepts[step - 1]
         every = share(row, everything, "retain_ndcg@10")
+        if mean:
+            every += " | " + share(row, mean, "retain_ndcg@10")
         lines.append(f"| {step} | {erased} | {every} | {so_far} | {parent} | {exposures} |")
+    if mean:
+        each = ", ".join(share(r, mean, "retain_ndcg@10") for r in every_retrain(result))
+        lines += ["", f"The {k} Retrains without all {n}, users outside all {n} (% of their mean): {each}."]
     return lines
 
 
@@ -132,6 +160,8 @@ def main() -> None:
         parser.add_argument(flag, type=Path, required=True)
     parser.add_argument("--step-retrain", type=Path, action="append", default=[],
                         help="a Retrain without the first k concepts, k = 1, 2, ... in order")  # fmt: skip
+    parser.add_argument("--also-retrain", type=Path, action="append", default=[],
+                        help="another Retrain without all the concepts (another seed)")  # fmt: skip
     parser.add_argument("--concept", action="append", required=True)
     parser.add_argument("--method", default="tracer")
     parser.add_argument("--set", action="append", default=[], help="key=value over the method's defaults")
@@ -152,6 +182,13 @@ def main() -> None:
         if key not in result:
             result[key] = measure(folder, args.data, erased, args.concept)
             path.write_text(json.dumps(result, indent=2))
+    measured = result.get("retrain_also", {})
+    result["retrain_also"] = {}  # exactly the --also-retrain of this call, measured ones reused
+    for folder in map(str, args.also_retrain):
+        result["retrain_also"][folder] = measured.get(folder) or measure(
+            Path(folder), args.data, args.concept, args.concept
+        )
+        path.write_text(json.dumps(result, indent=2))
     model = args.parent
     for step, concept in enumerate(args.concept, start=1):
         artifact = args.out / f"step{step}"

@@ -10,6 +10,7 @@ import pytest
 
 from tracer.cli import main
 from tracer.io import read_json, write_json
+from tracer.training.config import TrainConfig
 from tracer.unlearning import retrain as retrain_module
 from tracer.unlearning.retrain import schedule_warning
 
@@ -78,3 +79,28 @@ def test_erase_warns_when_retrain_stops_before_its_parent_peaked(
     assert summary["training"]["stopped_early"] is True
     assert "before its parent's best epoch 6" in summary["warning"]
     assert f"warning: {summary['warning']}" in capsys.readouterr().err
+
+
+def test_retrain_trains_with_the_parents_seed_unless_train_seed_names_another(world, tmp_path, monkeypatch):
+    """The gold standard is the parent's own training run on D_r (docs/method.md §3); ``train_seed``
+    draws another run of it, and the shared ``--seed`` does not change it."""
+    parent_seed = TrainConfig.from_dict(read_json(world.model_dir / "config.json")["train_config"]).seed
+    real_train = retrain_module.train
+    seeds = []
+
+    def recording_train(config, *args, **kwargs):
+        seeds.append(config.seed)
+        return real_train(config, *args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "train", recording_train)
+    runs = {"default": [], "other-seed": ["--seed", str(parent_seed + 5)],
+            "train-seed": ["--set", f"train_seed={parent_seed + 7}"]}  # fmt: skip
+    for name, flags in runs.items():
+        args = ["erase", str(world.model_dir), "--data", str(world.data_dir), "--concept", "Horror",
+                "--method", "retrain", "--out", str(tmp_path / name), *flags]  # fmt: skip
+        assert main(args) == 0
+    assert seeds == [parent_seed, parent_seed, parent_seed + 7]
+    recorded = [read_json(tmp_path / name / "manifest.json")["summary"]["train_seed"] for name in runs]
+    assert recorded == seeds
+    weights = {name: (tmp_path / name / "model.safetensors").read_bytes() for name in runs}
+    assert weights["default"] == weights["other-seed"] != weights["train-seed"]

@@ -57,3 +57,24 @@ def test_each_step_is_compared_with_the_retrain_of_its_own_users():
     )
     del result["retrain_step1"]  # no per-step Retrain given: step 1 has no second reading
     assert table(result, ["A", "B"])[3] == "| 1 | A | 0.0300 (60.0%) | - | - | A 0.0020 (0.0000) |"
+
+
+def test_more_retrains_add_a_reading_against_their_mean():
+    result = {
+        "parent": row(0.040, 0.050, {}, by_prefix=[0.050, 0.057, 0.040]),
+        "retrain": row(0.050, 0.050, {"A": 0.0, "B": 0.0}),
+        "step1": row(0.030, 0.054, {"A": 0.002}),
+        "step2": row(0.049, 0.049, {"A": 0.0, "B": 0.0}),
+        "retrain_also": {"r10": row(0.030, 0.030, {}), "r11": row(0.040, 0.040, {})},  # mean 0.040
+    }
+    lines = table(result, ["A", "B"])
+    assert "(% of the mean of 3 Retrains without all 2) |" in lines[0]
+    assert lines[1] == "|---|---|---:|---:|---:|---:|---|"
+    assert lines[2] == "| 0 | nothing (the parent) | 0.0400 (80.0%) | 0.0400 (100.0%) | - | - |  |"
+    assert lines[4].startswith("| 2 | B | 0.0490 (98.0%) | 0.0490 (122.5%) | 0.0490 (98.0%) |")
+    assert lines[-1] == (
+        "The 3 Retrains without all 2, users outside all 2 (% of their mean): "
+        "0.0500 (125.0%), 0.0300 (75.0%), 0.0400 (100.0%)."
+    )
+    result["retrain_also"] = {}  # none given: the table of one Retrain
+    assert table(result, ["A", "B"])[1] == "|---|---|---:|---:|---:|---|"

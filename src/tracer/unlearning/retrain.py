@@ -1,5 +1,6 @@
 """Retrain, the gold standard (docs/method.md §3): the same model trained from scratch, with the same
-training config and seed as the parent, on the retain targets D_r only.
+training config and seed as the parent, on the retain targets D_r only; ``train_seed`` draws another
+training run of it.
 
 With ``rebuild_sids`` and SIDs built from interactions (``tracer sids --encoder cf`` or ``cf-seq``), the
 SIDs are retrained too: the parent's SID build runs again, with the same settings, on the training
@@ -24,6 +25,7 @@ from tracer.semantic_ids.build import (
 from tracer.semantic_ids.sid_table import SidTable
 from tracer.training.config import TrainConfig
 from tracer.training.loop import METRICS_FILE, train
+from tracer.typed_config import setting
 from tracer.unlearning.base import EraseConfig, UnlearningMethod
 
 
@@ -33,9 +35,14 @@ class RetrainConfig(EraseConfig):
     without the forget targets before training, so that no part of the pipeline saw them. Text SIDs do
     not depend on interactions, so the parent's table already is the retrained one: it is kept, and the
     manifest's summary says so (``sids_rebuilt: false`` and the reason) rather than failing. SIDs of
-    precomputed vectors (``tracer sids --vectors``) cannot be rebuilt here: a UserError."""
+    precomputed vectors (``tracer sids --vectors``) cannot be rebuilt here: a UserError.
+
+    ``train_seed`` (None: the parent's) is the training seed. One Retrain is one draw of a random
+    training run; another seed gives another draw of the same reference, to measure how much it moves.
+    The shared ``seed`` (``--seed``) seeds nothing here."""
 
     rebuild_sids: bool
+    train_seed: int | None = setting(ge=0)
 
 
 SCHEDULE_KEYS = ("epochs", "best_epoch", "stopped_early")
@@ -67,7 +74,8 @@ class Retrain(UnlearningMethod):
                 "retrain needs the parent's training config (config.json 'train_config'): "
                 "erase from a model written by `tracer train`"
             )
-        config = TrainConfig.from_dict(raw).replace(device=str(self.context.device))  # the parent's seed too
+        config = TrainConfig.from_dict(raw).replace(device=str(self.context.device), seed=self.config.train_seed)
+        self.train_seed = config.seed
         sids, self.sids_summary = self._sids_to_rebuild()
         self.sids_dir = self.context.sids_dir if sids is None else self._rebuild(sids)
         run = self.context.scratch / "run"
@@ -128,7 +136,7 @@ class Retrain(UnlearningMethod):
         return self.retrained
 
     def finish(self, model, sid_table):
-        summary = {**self.sids_summary, "training": self.schedule}
+        summary = {**self.sids_summary, "training": self.schedule, "train_seed": self.train_seed}
         if self.schedule_warning is not None:
             summary["warning"] = self.schedule_warning
         if not self.sids_summary["sids_rebuilt"]:
