@@ -74,7 +74,8 @@ class Retrain(UnlearningMethod):
                 "retrain needs the parent's training config (config.json 'train_config'): "
                 "erase from a model written by `tracer train`"
             )
-        config = TrainConfig.from_dict(raw).replace(device=str(self.context.device), seed=self.config.train_seed)
+        device = str(self.context.device)
+        config = TrainConfig.from_dict(raw).replace(device=device, seed=self.config.train_seed)
         self.train_seed = config.seed
         sids, self.sids_summary = self._sids_to_rebuild()
         self.sids_dir = self.context.sids_dir if sids is None else self._rebuild(sids)
