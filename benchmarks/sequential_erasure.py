@@ -1,8 +1,10 @@
 """Sequential requests: erase several concepts one after another and check that none comes back.
 
 Each step erases the next concept from the previous step's artifact (``tracer erase`` on an erased
-model). After each step every concept erased so far is measured on the test split (Exposure@10), and
-retain NDCG@10 is read two ways, each on one set of users for the model and its reference:
+model, which forgets the union of every concept so far; with ``--from-root`` that union is erased from
+``--parent``'s weights instead of the previous step's). After each step every concept erased so far
+is measured on the test split (``--split valid`` to choose settings; Exposure@10), and retain NDCG@10
+is read two ways, each on one set of users for the model and its reference:
 
 - against a Retrain without all of the concepts (``--retrain``: ``tracer erase PARENT --method retrain
   --concept "A; B; ..."``), over the users whose test item is in none of them;
@@ -74,16 +76,16 @@ def retain_and_exposure(
     }
 
 
-def measure(model_dir: Path, data_dir: Path, erased: list[str], every: list[str]) -> dict:
-    """:func:`retain_and_exposure` of the model at ``model_dir`` on the test split."""
+def measure(model_dir: Path, data_dir: Path, erased: list[str], every: list[str], split: str) -> dict:
+    """:func:`retain_and_exposure` of the model at ``model_dir`` on ``split`` (test or valid)."""
     dataset = load_dataset(data_dir)
     data = build_sequences(dataset)
     masks = {name: resolve_concept(dataset, name).item_mask for name in every}
     model, sid_table, _ = load_model_artifact(model_dir)
     with torch.inference_mode():
-        ranking = rank_users(model, decoding_trie(model_dir, sid_table), data, ErasureEvalConfig())
+        ranking = rank_users(model, decoding_trie(model_dir, sid_table), data, ErasureEvalConfig(split=split))
     return retain_and_exposure(
-        ranking.items, data.targets("test"), {name: masks[name] for name in erased}, list(masks.values())
+        ranking.items, data.targets(split), {name: masks[name] for name in erased}, list(masks.values())
     )
 
 
@@ -165,6 +167,11 @@ def main() -> None:
     parser.add_argument("--concept", action="append", required=True)
     parser.add_argument("--method", default="tracer")
     parser.add_argument("--set", action="append", default=[], help="key=value over the method's defaults")
+    parser.add_argument(
+        "--split", choices=("test", "valid"), default="test", help="valid: for choosing settings"
+    )
+    parser.add_argument("--from-root", action="store_true",
+                        help="each request erases the union so far from --parent (--from-root)")  # fmt: skip
     args = parser.parse_args()
     if args.step_retrain and len(args.step_retrain) != len(args.concept) - 1:
         parser.error(f"--step-retrain: one per step before the last ({len(args.concept) - 1}), "
@@ -172,7 +179,11 @@ def main() -> None:
     overrides = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.set)}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sequential.json"
-    result = json.loads(path.read_text()) if path.is_file() else {}
+    result = json.loads(path.read_text()) if path.is_file() else {"split": args.split}
+    if result.get("split", "test") != args.split:
+        parser.error(
+            f"{path} holds the {result.get('split', 'test')} split, not {args.split}: give another --out"
+        )
     references = {  # key: (folder, the concepts it was retrained without)
         "parent": (args.parent, []),
         "retrain": (args.retrain, args.concept),
@@ -180,32 +191,34 @@ def main() -> None:
     }
     for key, (folder, erased) in references.items():
         if key not in result:
-            result[key] = measure(folder, args.data, erased, args.concept)
+            result[key] = measure(folder, args.data, erased, args.concept, args.split)
             path.write_text(json.dumps(result, indent=2))
     measured = result.get("retrain_also", {})
     result["retrain_also"] = {}  # exactly the --also-retrain of this call, measured ones reused
     for folder in map(str, args.also_retrain):
         result["retrain_also"][folder] = measured.get(folder) or measure(
-            Path(folder), args.data, args.concept, args.concept
+            Path(folder), args.data, args.concept, args.concept, args.split
         )
         path.write_text(json.dumps(result, indent=2))
     model = args.parent
     for step, concept in enumerate(args.concept, start=1):
         artifact = args.out / f"step{step}"
         if not artifact.is_dir():
-            erase(EraseRequest(model, args.data, concept, args.method, artifact, overrides=overrides))
+            erase(EraseRequest(model, args.data, concept, args.method, artifact, overrides=overrides,
+                               from_root=args.from_root))  # fmt: skip
         key = f"step{step}"
         if key not in result:
-            result[key] = measure(artifact, args.data, args.concept[:step], args.concept)
+            result[key] = measure(artifact, args.data, args.concept[:step], args.concept, args.split)
             result[key]["seconds"] = json.loads((artifact / "manifest.json").read_text())["seconds"]
         path.write_text(json.dumps(result, indent=2))
         model = artifact
     union = "; ".join(args.concept)
     for name, folder in (("attacks_chain", model), ("attacks_retrain", args.retrain)):
         if name not in result:
-            result[name] = run_attack_suite(folder, args.data, union, ATTACKS, parent_dir=args.parent)[
-                "summary"
-            ]
+            evaluation = ErasureEvalConfig(split=args.split)
+            result[name] = run_attack_suite(
+                folder, args.data, union, ATTACKS, evaluation, parent_dir=args.parent
+            )["summary"]
             path.write_text(json.dumps(result, indent=2))
     lines = table(result, args.concept)
     lines += ["", "| attack on the union | " + " | ".join(result["attacks_chain"]) + " |",

@@ -178,3 +178,42 @@ def test_a_chained_erasure_keeps_every_earlier_concept_in_its_forget_set(world, 
     comedy = concept_targets(build_sequences(dataset), resolve_concept(dataset, "Comedy"))
     assert manifest["n_forget_targets"] == union.n_forget > comedy.n_forget
     assert [entry["forget_concept"] for entry in manifest["chain"]] == ["Horror", "Horror; Comedy"]
+
+
+def test_from_root_erases_the_union_from_the_chains_first_model(world, tmp_path):
+    """`--from-root` on a Horror-erased model gives exactly the one-shot erasure of "Horror; Comedy"
+    from the original model (same weights and SIDs), and the manifest names both."""
+    first, second, once = tmp_path / "first", tmp_path / "second", tmp_path / "once"
+    assert erase(world, first, "tracer") == 0
+    assert main(["erase", str(first), "--data", str(world.data_dir), "--concept", "Comedy", "--method",
+                 "tracer", "--set", "steps=3", "--from-root", "--out", str(second)]) == 0  # fmt: skip
+    assert erase(world, once, "tracer", concept="Horror; Comedy") == 0
+    for name in ("model.safetensors", "sids/sids.parquet", "sids/tokenizer.safetensors"):
+        assert (second / name).read_bytes() == (once / name).read_bytes()
+    chained = tmp_path / "chained"  # without --from-root the chain starts from the erased weights
+    assert main(["erase", str(first), "--data", str(world.data_dir), "--concept", "Comedy", "--method",
+                 "tracer", "--set", "steps=3", "--out", str(chained)]) == 0  # fmt: skip
+    assert (chained / "model.safetensors").read_bytes() != (once / "model.safetensors").read_bytes()
+    manifest = read_json(second / "manifest.json")
+    assert manifest["parent"] == str(world.model_dir) and manifest["chained_from"] == str(first)
+    assert manifest["parent_sha256"] == sha256_tree(world.model_dir)
+    assert manifest["forget_concept"] == "Horror; Comedy"
+    assert [entry["concept"] for entry in manifest["chain"]] == ["Horror", "Comedy"]
+
+
+def test_from_root_refuses_a_root_that_changed_and_writes_nothing(world, tmp_path, capsys):
+    import shutil
+
+    root, first, second = tmp_path / "root", tmp_path / "first", tmp_path / "second"
+    shutil.copytree(world.model_dir, root)
+    assert main(["erase", str(root), "--data", str(world.data_dir), "--concept", "Horror", "--method", "ga",
+                 "--set", "steps=2", "--out", str(first)]) == 0  # fmt: skip
+    (root / "config.json").write_text((root / "config.json").read_text() + " ")
+    args = ["erase", str(first), "--data", str(world.data_dir), "--concept", "Comedy", "--method", "ga",
+            "--set", "steps=2", "--from-root", "--out", str(second)]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "has changed since" in capsys.readouterr().err and not second.exists()
+    shutil.rmtree(root)
+    assert main(args) == 2
+    assert "which is not there" in capsys.readouterr().err and not second.exists()

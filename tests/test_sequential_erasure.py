@@ -78,3 +78,18 @@ def test_more_retrains_add_a_reading_against_their_mean():
     )
     result["retrain_also"] = {}  # none given: the table of one Retrain
     assert table(result, ["A", "B"])[1] == "|---|---|---:|---:|---:|---|"
+
+
+def test_a_result_file_of_one_split_is_not_resumed_on_the_other(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from benchmarks import sequential_erasure
+
+    (tmp_path / "sequential.json").write_text(json.dumps({"split": "test"}))
+    argv = ["sequential_erasure.py", "--parent", "p", "--retrain", "r", "--data", "d", "--out", str(tmp_path),
+            "--concept", "A", "--split", "valid"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stopped:
+        sequential_erasure.main()
+    assert stopped.value.code == 2 and "holds the test split, not valid" in capsys.readouterr().err

@@ -69,10 +69,13 @@ def erase(
     out: str | Path,
     method: str = "tracer",
     settings: dict | None = None,
+    from_root: bool = False,
 ) -> Path:
     """Erase ``concept`` (e.g. ``"Horror"``; docs/method.md §3) from the model at ``model_dir`` with
     ``method`` (``tracer``, a baseline or an ablation; §4-5), its YAML defaults updated by ``settings``.
-    Writes the erased model folder ``out`` (the parent is never changed) and returns it."""
+    Writes the erased model folder ``out`` (the parent is never changed) and returns it. From an erased
+    model the request forgets the union of its chain and ``concept`` (§8.13); ``from_root`` starts that
+    erasure from the model the chain began with instead of ``model_dir``'s weights."""
     request = EraseRequest(
         model_dir=Path(model_dir),
         data_dir=Path(data_dir),
@@ -80,6 +83,7 @@ def erase(
         method=method,
         out=Path(out),
         overrides=settings,
+        from_root=from_root,
     )
     erase_run(request)
     return Path(out)

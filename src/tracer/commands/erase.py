@@ -49,6 +49,12 @@ def erase_command(
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the config's)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
+    from_root: bool = typer.Option(
+        False,
+        "--from-root",
+        help="MODEL is an erased model: erase the union of its chain and --concept from the model the "
+        "chain started from, not from MODEL's weights (docs/method.md §8.13).",
+    ),
 ) -> None:
     """Erase a concept from a model; writes a new artifact (the parent is never modified)."""
     manifest = erase(
@@ -63,6 +69,7 @@ def erase_command(
             seed=seed,
             overwrite=overwrite,
             device=device,
+            from_root=from_root,
         )
     )
     typer.echo(

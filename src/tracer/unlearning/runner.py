@@ -48,6 +48,7 @@ class EraseRequest:
     seed: int | None = None
     overwrite: bool = False
     device: str = "cpu"
+    from_root: bool = False
 
 
 def method_defaults(method: str) -> dict:
@@ -135,11 +136,15 @@ def erase(request: EraseRequest) -> dict:
     config = build_config(method_class(request.method), load_settings(request))
     device = resolve_device(request.device)
     inputs = {"parent model": request.model_dir, "dataset": request.data_dir}
+    source = (request.model_dir, None)  # the weights the erasure starts from, and their hash
+    if request.from_root:
+        source = chain_root(request.model_dir, artifact_manifest(request.model_dir))
+        inputs["the chain's root model"] = source[0]
     with (
         claim_folder(request.out, request.overwrite, inputs) as stage,
         tempfile.TemporaryDirectory(prefix="tracer-erase-") as scratch,
     ):
-        return _erase(request, config, device, started, stage, Path(scratch))
+        return _erase(request, source, config, device, started, stage, Path(scratch))
 
 
 def chained_concept(parent_manifest: dict, concept: str) -> str:
@@ -150,8 +155,36 @@ def chained_concept(parent_manifest: dict, concept: str) -> str:
     return "; ".join(dict.fromkeys([*earlier, concept]))
 
 
+def chain_root(model_dir: Path, manifest: dict) -> tuple[Path, str]:
+    """The model a chain of erasures started from (its first link's parent) and that model's hash, for
+    an erasure of the whole union from there (``--from-root``, docs/method.md §8.13); ``model_dir`` and
+    its own hash for a model that was never erased. A UserError when the root is gone or has changed
+    since the chain began."""
+    chain = manifest.get("chain", [])
+    if not chain:
+        return model_dir, sha256_tree(model_dir)
+    root, recorded = Path(chain[0]["parent"]), chain[0]["parent_sha256"]
+    if not root.is_dir():
+        raise UserError(
+            f"--from-root: the chain of {model_dir} started from {root}, which is not there (paths are "
+            "as recorded, relative to where the first erasure ran): run from there, or drop --from-root"
+        )
+    if sha256_tree(root) != recorded:
+        raise UserError(
+            f"--from-root: {root}, where the chain of {model_dir} started, has changed since: "
+            "erase from the chain instead (drop --from-root)"
+        )
+    return root, recorded
+
+
 def _erase(
-    request: EraseRequest, config, device: torch.device, started: float, stage: Path, scratch: Path
+    request: EraseRequest,
+    source: tuple[Path, str | None],
+    config,
+    device: torch.device,
+    started: float,
+    stage: Path,
+    scratch: Path,
 ) -> dict:
     cls = method_class(request.method)
     dataset = load_dataset(request.data_dir)
@@ -159,8 +192,9 @@ def _erase(
     forget_spec = chained_concept(parent, request.concept)
     concept = resolve_concept(dataset, forget_spec)
     parent_hash = sha256_tree(request.model_dir)
-    model, sid_table, model_config = load_model_artifact(request.model_dir)
-    check_item_alignment(sid_table, dataset.items["item_id"].to_numpy(), f"model {request.model_dir}",
+    start_dir, start_hash = source[0], source[1] or parent_hash
+    model, sid_table, model_config = load_model_artifact(start_dir)
+    check_item_alignment(sid_table, dataset.items["item_id"].to_numpy(), f"model {start_dir}",
                          f"data {request.data_dir}")  # fmt: skip
     sequences = build_sequences(dataset)
     targets = concept_targets(sequences, concept)
@@ -178,11 +212,11 @@ def _erase(
         concept=concept,
         targets=targets,
         sid_table=sid_table,
-        sids_dir=request.model_dir / SID_FOLDER,
+        sids_dir=start_dir / SID_FOLDER,
         reference=reference,
         device=device,
         scratch=scratch,
-        parent_dir=request.model_dir,
+        parent_dir=start_dir,
     )
     method = cls(config, context)
     before = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
@@ -201,8 +235,9 @@ def _erase(
         "concept": request.concept,
         "forget_concept": forget_spec,  # with the concepts erased earlier in the chain
         "concept_item_ids": sid_table.item_ids[concept.item_indices].tolist(),
-        "parent": str(request.model_dir),
-        "parent_sha256": parent_hash,
+        "parent": str(start_dir),
+        "parent_sha256": start_hash,
+        **({"chained_from": str(request.model_dir)} if request.from_root else {}),
         "config": asdict(config),
         "seed": config.seed,
         "seconds": round(seconds, 3),
@@ -226,7 +261,8 @@ def _erase(
     new_table.save(stage / SID_FOLDER)
     write_json(stage / "erase_log.json", log)
     write_json(stage / MANIFEST_FILE, manifest)
-    if sha256_tree(request.model_dir) != parent_hash:  # e.g. `tracer train` still writing it
+    unchanged = sha256_tree(request.model_dir) == parent_hash and sha256_tree(start_dir) == start_hash
+    if not unchanged:  # e.g. `tracer train` still writing it
         raise UserError(
             f"the parent {request.model_dir} changed while it was being erased (is another process "
             "writing to it?): nothing was written; erase again once the parent is finished"
