@@ -237,7 +237,7 @@ def _erase(
         "concept_item_ids": sid_table.item_ids[concept.item_indices].tolist(),
         "parent": str(start_dir),
         "parent_sha256": start_hash,
-        **({"chained_from": str(request.model_dir)} if request.from_root else {}),
+        **({"chained_from": str(request.model_dir)} if start_dir != request.model_dir else {}),
         "config": asdict(config),
         "seed": config.seed,
         "seconds": round(seconds, 3),
@@ -261,12 +261,13 @@ def _erase(
     new_table.save(stage / SID_FOLDER)
     write_json(stage / "erase_log.json", log)
     write_json(stage / MANIFEST_FILE, manifest)
-    unchanged = sha256_tree(request.model_dir) == parent_hash and sha256_tree(start_dir) == start_hash
-    if not unchanged:  # e.g. `tracer train` still writing it
-        raise UserError(
-            f"the parent {request.model_dir} changed while it was being erased (is another process "
-            "writing to it?): nothing was written; erase again once the parent is finished"
-        )
+    read = {request.model_dir: parent_hash, start_dir: start_hash}  # one entry unless --from-root
+    for folder, recorded in read.items():
+        if sha256_tree(folder) != recorded:  # e.g. `tracer train` still writing it
+            raise UserError(
+                f"the parent {folder} changed while it was being erased (is another process "
+                "writing to it?): nothing was written; erase again once the parent is finished"
+            )
     return manifest
 
 
