@@ -199,6 +199,11 @@ def test_from_root_erases_the_union_from_the_chains_first_model(world, tmp_path)
     assert manifest["parent_sha256"] == sha256_tree(world.model_dir)
     assert manifest["forget_concept"] == "Horror; Comedy"
     assert [entry["concept"] for entry in manifest["chain"]] == ["Horror", "Comedy"]
+    assert "chained_from" not in read_json(once / "manifest.json")
+    rooted = tmp_path / "rooted"  # a model never erased is its own root: the plain erasure
+    assert erase(world, rooted, "tracer", concept="Horror; Comedy", extra=("--from-root",)) == 0
+    assert (rooted / "model.safetensors").read_bytes() == (once / "model.safetensors").read_bytes()
+    assert "chained_from" not in read_json(rooted / "manifest.json")
 
 
 def test_from_root_refuses_a_root_that_changed_and_writes_nothing(world, tmp_path, capsys):
