@@ -113,8 +113,8 @@ def test_repair_forget_kl_holds_the_forget_predictions_at_the_cut_parent(world):
     for weight in (0.0, 30.0):
         method, model, batch = repaired_with(world, repair_forget_kl=weight)
         with torch.no_grad():
-            log_probs, _ = forget_log_probs(model.eval(), batch.forget, None)
-            parent, _ = forget_log_probs(method.context.reference, batch.forget, None)
+            log_probs, _, _ = forget_log_probs(model.eval(), batch.forget, None)
+            parent, _, _ = forget_log_probs(method.context.reference, batch.forget, None)
             target = reweighted_tokens(parent, method.kl_log_weights[target_items(batch.forget)])
             divergences[weight] = float(level_kl(log_probs, target))
     assert divergences[30.0] < 0.3 * divergences[0.0]
@@ -130,7 +130,7 @@ def test_repair_forget_pushes_the_forget_targets_down_to_its_floor_and_no_furthe
             world, repair_forget=weight, repair_forget_floor=floor, dropout=False
         )
         with torch.no_grad():
-            log_probs, _ = forget_log_probs(model.eval(), batch.forget, None)
+            log_probs, _, _ = forget_log_probs(model.eval(), batch.forget, None)
             codes = model.codes[target_items(batch.forget)]
             likelihoods[weight, floor] = float(hard_log_likelihood(log_probs, codes).mean())
     plain = likelihoods[0.0, -30.0]

@@ -150,9 +150,8 @@ class CausalRecommender(GenerativeRecommender):
 
     def scored_positions(
         self, sequences: Tensor, rows: Tensor, columns: Tensor, also: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, HistoryCache] | tuple[Tensor, HistoryCache, Tensor]:
-        """One pass over windows, two results (three with ``also``) for N chosen real items at (``rows``,
-        ``columns``) (N,):
+    ) -> tuple[Tensor, HistoryCache, Tensor | None]:
+        """One pass over windows, three results for N chosen real items at (``rows``, ``columns``) (N,):
 
         - their teacher-forced log-probs (N, L, V) given the items before them (as
           :meth:`sequence_log_probs`), and
@@ -160,7 +159,7 @@ class CausalRecommender(GenerativeRecommender):
           pass's keys/values at a position depend on earlier positions only), ready for
           :meth:`prefix_log_probs` of other candidate items after the same history;
         - given ``also`` (rows, columns) of M more real items, their log-probs (M, L, V) from the same
-          pass, third (no cache for them).
+          pass (no cache for them); None without ``also``.
         """
         kept = self._window(sequences)
         columns = columns - (sequences.shape[1] - kept.shape[1])
@@ -174,10 +173,10 @@ class CausalRecommender(GenerativeRecommender):
             next_position=item_positions(kept)[rows, columns],
             last_hidden=chosen[:, 0],
         )
-        if also is None:
-            return self.heads.all_levels_log_probs(chosen), cache
-        shift = sequences.shape[1] - kept.shape[1]
-        more = self.heads.all_levels_log_probs(per_item[also[0], also[1] - shift])
+        more = None
+        if also is not None:
+            shift = sequences.shape[1] - kept.shape[1]
+            more = self.heads.all_levels_log_probs(per_item[also[0], also[1] - shift])
         return self.heads.all_levels_log_probs(chosen), cache, more
 
     def _window(self, sequences: Tensor) -> Tensor:

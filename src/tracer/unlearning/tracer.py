@@ -161,24 +161,23 @@ def forget_log_probs(
     batch: TargetBatch | SequenceBatch,
     candidates: Tensor | None,
     also: Tensor | None = None,
-) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor]:
-    """Teacher-forced per-level log-probs of a forget batch's targets (N, n_levels, V) and, given
-    ``candidates`` (N, W), of those items after each target's history (N, W, n_levels, V), from one
-    history encoding: a window batch's caches are sliced from its single pass. ``also`` (window batch
-    only): a bool mask (B, T) of more positions whose log-probs (M, n_levels, V) the same pass returns
-    third, in row-major order."""
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Teacher-forced per-level log-probs of a forget batch's targets (N, n_levels, V), given
+    ``candidates`` (N, W) of those items after each target's history (N, W, n_levels, V), and given
+    ``also`` (window batch only: a bool mask (B, T) of more positions) of those positions (M, n_levels,
+    V, row-major order), all from one history encoding: a window batch's caches are sliced from its
+    single pass. What was not asked for is None."""
     if isinstance(batch, SequenceBatch):
         rows, columns = batch.loss_mask.nonzero(as_tuple=True)
         extra = None if also is None else also.nonzero(as_tuple=True)
-        scored = model.scored_positions(batch.sequences, rows, columns, extra)
-        target_log_probs, cache = scored[0], scored[1]
+        target_log_probs, cache, more = model.scored_positions(batch.sequences, rows, columns, extra)
         neighbours = None if candidates is None else cached_candidate_log_probs(model, cache, candidates)
-        return (target_log_probs, neighbours) if also is None else (target_log_probs, neighbours, scored[2])
+        return target_log_probs, neighbours, more
     scored = batch.targets[:, None]
     if candidates is not None:
         scored = torch.cat([scored, candidates], dim=1)  # (N, 1 + W)
     log_probs = candidate_log_probs(model, batch.histories, scored)
-    return log_probs[:, 0], (log_probs[:, 1:] if candidates is not None else None)
+    return log_probs[:, 0], (log_probs[:, 1:] if candidates is not None else None), None
 
 
 def retain_positions(batch: SequenceBatch, concept_mask: Tensor) -> Tensor:
@@ -402,18 +401,19 @@ class Tracer(UnlearningMethod):
         also = None
         if config.window_retain > 0 and isinstance(batch, SequenceBatch):
             also = retain_positions(batch, self.concept_mask)
-        scored = forget_log_probs(model, batch, candidates, also)
-        target_log_probs, neighbour_log_probs = scored[0], scored[1]
+        target_log_probs, neighbour_log_probs, window_log_probs = forget_log_probs(
+            model, batch, candidates, also
+        )
         forget = self.forget_term(model, items, target_log_probs)
         zero = torch.zeros((), device=forget.device)
         window_nll = zero
         if also is not None and bool(also.any()):
-            window_nll = -hard_log_likelihood(scored[2], model.codes[batch.sequences[also]]).mean()
+            window_nll = -hard_log_likelihood(window_log_probs, model.codes[batch.sequences[also]]).mean()
         anchored = candidates is not None and config.coherence_anchor
         parent_targets = parent_neighbours = None
         if config.forget_kl > 0 or anchored:
             with torch.no_grad():
-                parent_targets, parent_neighbours = forget_log_probs(
+                parent_targets, parent_neighbours, _ = forget_log_probs(
                     self.context.reference, batch, candidates if anchored else None
                 )
         divergence = zero
@@ -457,7 +457,7 @@ class Tracer(UnlearningMethod):
             for (param, _), delta in zip(moved, deltas):
                 if delta is not None:
                     param.add_(delta)
-        target_log_probs, _ = forget_log_probs(model, batch, None)
+        target_log_probs, _, _ = forget_log_probs(model, batch, None)
         (self.config.lambda1 * self.forget_term(model, target_items(batch), target_log_probs)).backward()
         with torch.no_grad():
             for param, original in moved:
@@ -519,10 +519,10 @@ class Tracer(UnlearningMethod):
         if config.repair_forget_kl > 0 or config.repair_forget > 0:
             forget = self.repair_forget_batches.sample().to(self.context.device)
             items = target_items(forget)
-            target_log_probs, _ = forget_log_probs(model, forget, None)
+            target_log_probs, _, _ = forget_log_probs(model, forget, None)
             if config.repair_forget_kl > 0:
                 with torch.no_grad():
-                    parent, _ = forget_log_probs(self.context.reference, forget, None)
+                    parent, _, _ = forget_log_probs(self.context.reference, forget, None)
                 target = reweighted_tokens(parent, self.kl_log_weights[items])
                 term = term + config.repair_forget_kl * level_kl(target_log_probs, target)
             if config.repair_forget > 0:
