@@ -136,7 +136,7 @@ def erase(request: EraseRequest) -> dict:
     config = build_config(method_class(request.method), load_settings(request))
     device = resolve_device(request.device)
     inputs = {"parent model": request.model_dir, "dataset": request.data_dir}
-    source = (request.model_dir, None)  # the weights the erasure starts from, and their hash
+    source = (request.model_dir, None)  # the start of the erasure, its hash (None: hashed as the parent)
     if request.from_root:
         source = chain_root(request.model_dir, artifact_manifest(request.model_dir))
         inputs["the chain's root model"] = source[0]
@@ -155,14 +155,14 @@ def chained_concept(parent_manifest: dict, concept: str) -> str:
     return "; ".join(dict.fromkeys([*earlier, concept]))
 
 
-def chain_root(model_dir: Path, manifest: dict) -> tuple[Path, str]:
-    """The model a chain of erasures started from (its first link's parent) and that model's hash, for
-    an erasure of the whole union from there (``--from-root``, docs/method.md §8.13); ``model_dir`` and
-    its own hash for a model that was never erased. A UserError when the root is gone or has changed
-    since the chain began."""
+def chain_root(model_dir: Path, manifest: dict) -> tuple[Path, str | None]:
+    """The model a chain of erasures started from (its first link's parent) and that model's recorded
+    hash, for an erasure of the whole union from there (``--from-root``, docs/method.md §8.13);
+    ``(model_dir, None)`` for a model that was never erased (the erasure hashes it as its parent). A
+    UserError when the root is gone or has changed since the chain began."""
     chain = manifest.get("chain", [])
     if not chain:
-        return model_dir, sha256_tree(model_dir)
+        return model_dir, None
     root, recorded = Path(chain[0]["parent"]), chain[0]["parent_sha256"]
     if not root.is_dir():
         raise UserError(
